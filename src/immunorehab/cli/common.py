@@ -11,7 +11,7 @@ from rich.console import Console
 from immunorehab.errors import ConfigError
 from immunorehab.study.store import Store
 
-__all__ = ["DbOpt", "ReasonOpt", "TodayOpt", "UserOpt", "console", "err_console", "open_store", "parse_assignments",
+__all__ = ["DbOpt", "ReasonOpt", "TodayOpt", "UserOpt", "console", "err_console", "close_stores", "open_store", "parse_assignments",
            "parse_date", "require_user"]
 
 console = Console()
@@ -36,8 +36,19 @@ def require_user(user: str | None) -> str:
     return user
 
 
+_OPENED: list[Store] = []
+
+
 def open_store(db: str | None) -> Store:
-    return Store.open(db)
+    """Open the study database; closed by :func:`close_stores` when the command ends."""
+    store = Store.open(db)
+    _OPENED.append(store)
+    return store
+
+
+def close_stores() -> None:
+    while _OPENED:
+        _OPENED.pop().dispose()
 
 
 def parse_date(value: str | None, *, option: str) -> dt.date | None:

@@ -1,43 +1,27 @@
 """The ``immunorehab`` command: one entry point, one error boundary.
 
-Domain errors (:class:`~immunorehab.ImmunorehabError`) become one ``Error: ...`` line on
-stderr and exit code 1; ``immunorehab --debug ...`` shows the traceback instead.
+Domain errors (:class:`~immunorehab.ImmunorehabError`) become ``Error: ...`` on stderr
+and exit code 1, without a traceback; ``immunorehab --debug ...`` (or
+``IMMUNOREHAB_DEBUG=1``) re-raises them so the traceback shows.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+import sys
+from collections.abc import Sequence
+from typing import Annotated
 
-import click
 import typer
-from typer.core import TyperGroup
 
 from immunorehab import __version__
 from immunorehab.cli import audit_cmd, demo_cmd, export_cmd, participant_cmd, randomise_cmd, study_cmd, visit_cmd
+from immunorehab.cli.common import close_stores
 from immunorehab.errors import ImmunorehabError
 
-__all__ = ["app", "main"]
-
-
-class _Failure(click.ClickException):
-    exit_code = 1
-
-
-class ImmunorehabGroup(TyperGroup):
-    """Translates domain errors into a clear message and a non-zero exit."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ImmunorehabError as exc:
-            if ctx.meta.get("immunorehab.debug") or os.environ.get("IMMUNOREHAB_DEBUG") == "1":
-                raise
-            raise _Failure(str(exc)) from None
-
+__all__ = ["app", "main", "run"]
 
 app = typer.Typer(
-    cls=ImmunorehabGroup,
     name="immunorehab",
     help="Exercise-rehabilitation trials for post-COVID syndrome with immune recovery as the outcome.",
     no_args_is_help=True,
@@ -55,13 +39,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    ctx.meta["immunorehab.debug"] = debug
+    """Exercise-rehabilitation trials for post-COVID syndrome with immune recovery as the outcome."""
 
 
 study_cmd.register(app)
@@ -73,6 +56,36 @@ export_cmd.register(app)
 demo_cmd.register(app)
 
 
+def _debug(argv: Sequence[str]) -> bool:
+    if os.environ.get("IMMUNOREHAB_DEBUG") == "1":
+        return True
+    for arg in argv:
+        if arg == "--debug":
+            return True
+        if not arg.startswith("-"):
+            return False
+    return False
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        app(args=args, prog_name="immunorehab")
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except ImmunorehabError as exc:
+        if _debug(args):
+            raise
+        sys.stderr.write(f"Error: {exc}\n")
+        sys.stderr.flush()
+        return 1
+    finally:
+        close_stores()
+    return 0
+
+
 def main() -> None:
     """Console-script entry point."""
-    app(prog_name="immunorehab")
+    sys.exit(run())

@@ -40,6 +40,7 @@ def study_create(
 ) -> None:
     """Create the study in a new database from a protocol file (seed drawn and concealed)."""
     store, info = create_study(db, protocol, admin=admin, seed=seed)
+    store.dispose()
     console.print(
         f"Created study '{info.slug}' ({info.title}) in {store.engine.url.render_as_string(hide_password=True)}; "
         f"admin user '{admin}'. Randomisation seed stored concealed."

@@ -55,6 +55,15 @@ def create_study(
     _check_username(admin)
     text = Path(protocol_path).read_text(encoding="utf-8")
     store = Store.open(url, create=True)
+    try:
+        info = _create(store, protocol, text, admin, seed)
+    except BaseException:
+        store.dispose()
+        raise
+    return store, info
+
+
+def _create(store: Store, protocol: Protocol, text: str, admin: str, seed: int | None) -> StudyInfo:
     with store.write(admin, bootstrap=True) as session:
         existing = session.scalar(select(Study))
         if existing is not None:
@@ -73,8 +82,7 @@ def create_study(
         )
         session.add(study)
         session.add(AppUser(username=admin, role="admin", active=True, created_at=now))
-        info = StudyInfo(study.slug, study.title, study.protocol_sha256, now, admin)
-    return store, info
+        return StudyInfo(study.slug, study.title, study.protocol_sha256, now, admin)
 
 
 def get_study(session: Session) -> Study:

@@ -109,7 +109,11 @@ class Store:
         except NoSuchModuleError as exc:
             raise StoreError(f"unsupported database URL {parsed!r}: use sqlite:/// or postgresql+psycopg://") from exc
         store = cls(engine)
-        store._migrate()
+        try:
+            store._migrate()
+        except BaseException:
+            engine.dispose()
+            raise
         return store
 
     @staticmethod

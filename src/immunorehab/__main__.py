@@ -1,0 +1,5 @@
+"""``python -m immunorehab`` runs the CLI."""
+
+from immunorehab.cli.main import main
+
+main()
