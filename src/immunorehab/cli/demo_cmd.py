@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from immunorehab.cli.common import console
 from immunorehab.cli.randomise_cmd import print_balance
-from immunorehab.study.demo import DemoResult, run_demo
+
+if TYPE_CHECKING:
+    from immunorehab.study.demo import DemoResult
 
 
 def demo_command(
@@ -22,6 +24,8 @@ def demo_command(
 ) -> None:
     """Create a demo study in a fresh SQLite file, enrol, randomise and show the balance."""
     from rich.progress import Progress
+
+    from immunorehab.study.demo import run_demo
 
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("Randomising", total=participants)

@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from immunorehab.cli.common import DbOpt, UserOpt, console, open_store, require_user
-from immunorehab.study.export import participants_frame, visits_frame, write_frame
-from immunorehab.study.redcap import write_redcap_data_dictionary
 from immunorehab.study.service import get_protocol
 
 export_app = typer.Typer(help="Export study data.", no_args_is_help=True)
@@ -23,6 +21,8 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an exis
 def export_participants(out: OutArg, fmt: FormatOpt = None, overwrite: OverwriteOpt = False,
                         db: DbOpt = None, user: UserOpt = None) -> None:
     """One row per participant (allocation columns omitted for blinded roles)."""
+    from immunorehab.study.export import participants_frame, write_frame
+
     frame = participants_frame(open_store(db), by=require_user(user))
     write_frame(frame, out, fmt=fmt, overwrite=overwrite)
     console.print(f"Wrote {len(frame)} participants to {out}")
@@ -32,6 +32,8 @@ def export_participants(out: OutArg, fmt: FormatOpt = None, overwrite: Overwrite
 def export_visits(out: OutArg, fmt: FormatOpt = None, overwrite: OverwriteOpt = False,
                   db: DbOpt = None, user: UserOpt = None) -> None:
     """Tidy visit data: one row per participant-visit-measure."""
+    from immunorehab.study.export import visits_frame, write_frame
+
     frame = visits_frame(open_store(db), by=require_user(user))
     write_frame(frame, out, fmt=fmt, overwrite=overwrite)
     console.print(f"Wrote {len(frame)} visit values to {out}")
@@ -41,6 +43,8 @@ def export_visits(out: OutArg, fmt: FormatOpt = None, overwrite: OverwriteOpt = 
 def export_redcap(out: Annotated[Path, typer.Argument(help="Output CSV.")], overwrite: OverwriteOpt = False,
                   db: DbOpt = None, user: UserOpt = None) -> None:
     """The REDCap data dictionary built from the study's protocol."""
+    from immunorehab.study.redcap import write_redcap_data_dictionary
+
     with open_store(db).read(require_user(user)) as session:
         protocol = get_protocol(session)
     write_redcap_data_dictionary(protocol, out, overwrite=overwrite)

@@ -15,7 +15,6 @@ from immunorehab.errors import ConfigError
 from immunorehab.study.participants import (
     add_participant, import_participants, list_participants, update_participant, withdraw_participant,
 )
-from immunorehab.study.redcap import redcap_choice_codes
 from immunorehab.study.service import get_protocol
 
 participant_app = typer.Typer(help="Enrol and manage pseudonymous participants.", no_args_is_help=True)
@@ -65,6 +64,7 @@ def participant_import(
     maps: dict[str, dict[str, Any]] = {}
     if redcap:
         from immunorehab.study.participants import read_table
+        from immunorehab.study.redcap import redcap_choice_codes
 
         with store.read(who) as session:
             protocol = get_protocol(session)

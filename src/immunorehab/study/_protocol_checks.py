@@ -200,6 +200,9 @@ def level_problems(level: dict[str, Any], cov: Covariate | None) -> Found:
     if values is None and not numeric:
         return [("", "needs 'values' (categorical level) or 'min'/'max' (numeric level)")]
     found: Found = []
+    label = level.get("label")
+    if isinstance(label, str) and "|" in label:
+        found.append(("label", f"must not contain '|' (it separates factors in stratum keys), got {label!r}"))
     if isinstance(values, list):
         if not values:
             found.append(("values", "must list at least one value"))
@@ -236,6 +239,13 @@ def _overlaps(levels: list[tuple[int, dict[str, Any]]]) -> Found:
     return found
 
 
+def _level_kind(level: dict[str, Any]) -> str | None:
+    """``"values"`` or ``"bounds"``; None when a level has both or neither (reported itself)."""
+    values = level.get("values") is not None
+    bounds = level.get("min") is not None or level.get("max") is not None
+    return None if values == bounds else ("values" if values else "bounds")
+
+
 def factor_problems(factor: dict[str, Any]) -> Found:
     """Known covariate, unique level labels, one kind of level, no overlaps."""
     found: Found = []
@@ -244,7 +254,7 @@ def factor_problems(factor: dict[str, Any]) -> Found:
     found += _at("levels", _duplicates(levels, "label", "level label"))
     for i, level in levels:
         found += _at(f"levels[{i}]", level_problems(level, cov))
-    kinds = {level.get("values") is not None for _, level in levels}
+    kinds = {_level_kind(level) for _, level in levels} - {None}
     if len(kinds) > 1:
         mixed = "mixes categorical ('values') and numeric ('min'/'max') levels; use one kind"
         found.append(("levels", mixed))
@@ -439,11 +449,12 @@ def _resolve(loc: Loc, raw: object, root: type[BaseModel]) -> _Slot:
         constraints += more
         if get_origin(tp) in (Union, UnionType):
             member = _tagged(tp, part)
-            if member is None and _optional_member(tp) is tp:
-                return _Slot(path, tp, constraints, parent, node)
-            tp = member if member is not None else _optional_member(tp)
-            if member is not None:
+            if member is not None:  # a discriminator tag: no key in the file
+                tp = member
                 continue
+            if _optional_member(tp) is tp:  # member tags of a plain union: stop here
+                return _Slot(path, tp, constraints, parent, node)
+            tp = _optional_member(tp)
         origin = get_origin(tp)
         if _is_model(tp):
             parent = tp

@@ -16,13 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from immunorehab.errors import ConfigError, NotFoundError, PermissionDenied, StoreError
@@ -35,6 +31,8 @@ ENV_URL = "IMMUNOREHAB_DATABASE_URL"
 DEFAULT_URL = "sqlite:///immunorehab.db"
 _PG_WRITE_LOCK = 720_2611  # advisory lock key serialising immunorehab writers
 _MIGRATIONS = Path(__file__).with_name("migrations")
+#: The newest migration; the store migrates when the database is behind it (checked in tests).
+SCHEMA_HEAD = "0001"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,14 +127,12 @@ class Store:
         return create_engine(url, pool_pre_ping=True)
 
     def _migrate(self) -> None:
-        script = ScriptDirectory(str(_MIGRATIONS))
-        head = script.get_current_head()
         try:
-            with self.engine.connect() as conn:
-                current = MigrationContext.configure(conn).get_current_revision()
-                conn.rollback()
-            if current == head:
+            if self._schema_version() == SCHEMA_HEAD:
                 return
+            from alembic import command  # imported only when a migration is due (start-up time)
+            from alembic.config import Config
+
             with self._locked_connection() as conn:
                 cfg = Config()
                 cfg.set_main_option("script_location", str(_MIGRATIONS))
@@ -144,6 +140,15 @@ class Store:
                 command.upgrade(cfg, "head")
         except DBAPIError as exc:
             raise StoreError(f"cannot open database {self.engine.url!r}: {exc.orig}") from exc
+
+    def _schema_version(self) -> str | None:
+        with self.engine.connect() as conn:
+            try:
+                version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+            except (ProgrammingError, DBAPIError):
+                version = None
+            conn.rollback()
+        return version
 
     # -- transactions ------------------------------------------------------------
     @contextmanager
