@@ -24,8 +24,13 @@ PROTOCOLS = REPO / "examples" / "protocols"
 PHOSP = PROTOCOLS / "phosp_r_immune.yaml"
 TWO_ARM = PROTOCOLS / "two_arm_minimisation.yaml"
 DEFAULT_PG = "postgresql+psycopg://immunorehab:immunorehab@127.0.0.1:5432/postgres"
-ROLE_USERS = {"coord": "coordinator", "physio1": "physio", "lab1": "lab", "stats1": "statistician",
-              "assessor1": "assessor"}
+ROLE_USERS = {
+    "coord": "coordinator",
+    "physio1": "physio",
+    "lab1": "lab",
+    "stats1": "statistician",
+    "assessor1": "assessor",
+}
 
 
 def _pg_admin_url() -> str | None:
@@ -46,8 +51,10 @@ def pg_admin_url() -> str:
     if url is None:
         if os.environ.get("CI"):
             pytest.fail("CI: no PostgreSQL server reachable (.ci/run should have started one)")
-        pytest.skip("no PostgreSQL server reachable on 127.0.0.1:5432 (set IMMUNOREHAB_TEST_PG_URL); "
-                    "run .ci/postgres.sh to start one")
+        pytest.skip(
+            "no PostgreSQL server reachable on 127.0.0.1:5432 (set IMMUNOREHAB_TEST_PG_URL); "
+            "run .ci/postgres.sh to start one"
+        )
     return url
 
 

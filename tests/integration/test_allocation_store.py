@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import PHOSP, TWO_ARM
-from factories import person
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import PHOSP, TWO_ARM
+from factories import person
 from immunorehab.errors import AlreadyRandomised, EligibilityError, PermissionDenied
 from immunorehab.study.allocation import allocation_balance, randomise, verify_allocations
 from immunorehab.study.participants import add_participant, withdraw_participant
@@ -53,10 +53,18 @@ def test_refusals_name_the_reason(study) -> None:
 def _arms_for(url: str, seed: int, protocol: Path = PHOSP, n: int = 24) -> list[str]:
     store, _ = create_study(url, protocol, admin="admin", seed=seed)
     add_user(store, by="admin", username="coord", role="coordinator")
-    ids = [add_participant(store, by="coord", values=person(age_years=30 + (i * 7) % 50,
-                                                           who_severity=4 + i % 4,
-                                                           cmv_serostatus=["positive", "negative"][i % 2])).participant_id
-           for i in range(n)]
+    ids = [
+        add_participant(
+            store,
+            by="coord",
+            values=person(
+                age_years=30 + (i * 7) % 50,
+                who_severity=4 + i % 4,
+                cmv_serostatus=["positive", "negative"][i % 2],
+            ),
+        ).participant_id
+        for i in range(n)
+    ]
     arms = [randomise(store, by="coord", participant_id=i).arm for i in ids]
     store.dispose()
     return arms
@@ -90,8 +98,13 @@ def test_block_balance_exact_at_block_ends_per_stratum(study) -> None:
         by_stratum.setdefault(stratum, []).append(arm)
     assert len(by_stratum) == 2
     for stratum, arms in by_stratum.items():
-        blocks = block_sequence(seed=12345, stratum=stratum, arms=arms_spec,
-                                block_multiples=protocol.randomisation.block_multiples, n=len(arms))  # type: ignore[union-attr]
+        blocks = block_sequence(
+            seed=12345,
+            stratum=stratum,
+            arms=arms_spec,
+            block_multiples=protocol.randomisation.block_multiples,
+            n=len(arms),
+        )  # type: ignore[union-attr]
         # The store followed the concealed sequence exactly ...
         assert arms == [a for b in blocks for a in b.arms][: len(arms)]
         # ... so at every block end each arm has exactly the same count.
@@ -147,7 +160,9 @@ def test_store_allocations_replay_and_stay_balanced(tmp_path_factory, ages: list
     report = verify_allocations(store, by="admin")
     assert report.ok and report.checked == len(ages)
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT sequence, stratum, arm, levels_json FROM allocation ORDER BY sequence")).all()
+        rows = conn.execute(
+            sa.text("SELECT sequence, stratum, arm, levels_json FROM allocation ORDER BY sequence")
+        ).all()
     assert [r[0] for r in rows] == list(range(1, len(ages) + 1))
     per: dict[str, Counter[str]] = {}
     for _, stratum, arm, levels in rows:

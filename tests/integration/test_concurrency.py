@@ -13,8 +13,8 @@ import sys
 
 import pytest
 import sqlalchemy as sa
-from factories import person
 
+from factories import person
 from immunorehab.study.allocation import verify_allocations
 from immunorehab.study.participants import add_participant
 
@@ -23,8 +23,13 @@ pytestmark = pytest.mark.slow
 
 def _spawn(url: str, pid: str) -> subprocess.Popen[str]:
     env = {**os.environ, "IMMUNOREHAB_DATABASE_URL": url, "IMMUNOREHAB_USER": "coord"}
-    return subprocess.Popen([sys.executable, "-m", "immunorehab", "randomise", pid], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "immunorehab", "randomise", pid],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
@@ -34,14 +39,21 @@ def _finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
 
 def _allocations(study) -> list[tuple[int, str, str]]:
     with study.store.engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(sa.text(
-            "SELECT sequence, participant_id, arm FROM allocation ORDER BY sequence"))]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                sa.text("SELECT sequence, participant_id, arm FROM allocation ORDER BY sequence")
+            )
+        ]
 
 
 def test_twenty_concurrent_processes_get_distinct_gap_free_allocations(study) -> None:
-    ids = [add_participant(study.store, by="coord", values=person(site="LEI" if i % 2 else "HAR",
-                                                                   age_years=30 + 2 * i)).participant_id
-           for i in range(20)]
+    ids = [
+        add_participant(
+            study.store, by="coord", values=person(site="LEI" if i % 2 else "HAR", age_years=30 + 2 * i)
+        ).participant_id
+        for i in range(20)
+    ]
     procs = [_spawn(study.url, pid) for pid in ids]
     results = [_finish(p) for p in procs]
     for code, out, err in results:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from factories import person
 
+from factories import person
 from immunorehab.errors import DataValidationError, PermissionDenied, StudyError
 from immunorehab.study.participants import (
     add_participant,
@@ -20,8 +20,10 @@ from immunorehab.study.participants import (
 
 
 def test_ids_are_site_code_plus_per_site_sequence(study) -> None:
-    ids = [add_participant(study.store, by="coord", values=person(site=s)).participant_id
-           for s in ("LEI", "LEI", "HAR", "lei")]
+    ids = [
+        add_participant(study.store, by="coord", values=person(site=s)).participant_id
+        for s in ("LEI", "LEI", "HAR", "lei")
+    ]
     assert ids == ["LEI-0001", "LEI-0002", "HAR-0001", "LEI-0003"]
 
 
@@ -35,8 +37,11 @@ def test_eligibility_records_which_criterion_failed(study) -> None:
 
 def test_all_invalid_fields_are_reported_together(study) -> None:
     with pytest.raises(DataValidationError) as info:
-        add_participant(study.store, by="coord",
-                        values=person(age_years="abc", sex="x", site="ZZZ", consent_date="2999-01-01"))
+        add_participant(
+            study.store,
+            by="coord",
+            values=person(age_years="abc", sex="x", site="ZZZ", consent_date="2999-01-01"),
+        )
     fields = {p.location.split("field ")[1] for p in info.value.problems}
     assert fields == {"age_years", "sex", "site", "consent_date"}
     assert list_participants(study.store, by="coord") == []
@@ -63,8 +68,10 @@ def test_import_is_all_or_nothing_and_names_every_bad_row(study, tmp_path: Path,
         import_participants(study.store, by="coord", path=path)
     locations = [p.location for p in info.value.problems]
     header = 1 if suffix == ".csv" else 0
-    assert locations == [f"{path.name} row {38 + header}, field age_years",
-                         f"{path.name} row {39 + header}, field cmv_serostatus"]
+    assert locations == [
+        f"{path.name} row {38 + header}, field age_years",
+        f"{path.name} row {39 + header}, field cmv_serostatus",
+    ]
     assert list_participants(study.store, by="coord") == []
     frame.loc[37, "age_years"] = "61"
     frame.loc[38, "cmv_serostatus"] = "negative"
@@ -98,7 +105,7 @@ def test_import_keeps_given_ids_and_rejects_duplicates(study, tmp_path: Path) ->
     assert add_participant(study.store, by="coord", values=person()).participant_id == "LEI-0102"
 
 
-@pytest.mark.parametrize("content", [b"", b"\xff\xfe\x00garbage", b"a,b\n1,2,3,4\n\"unterminated"])
+@pytest.mark.parametrize("content", [b"", b"\xff\xfe\x00garbage", b'a,b\n1,2,3,4\n"unterminated'])
 def test_corrupt_files_are_clear_errors(study, tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "bad.csv"
     path.write_bytes(content)
@@ -112,11 +119,17 @@ def test_corrupt_files_are_clear_errors(study, tmp_path: Path, content: bytes) -
 
 def test_update_reevaluates_eligibility_and_withdrawal_keeps_data(study) -> None:
     pid = add_participant(study.store, by="coord", values=person(hospitalised="no")).participant_id
-    changes = update_participant(study.store, by="coord", participant_id=pid, changes={"hospitalised": "yes"},
-                                 reason="source document check")
+    changes = update_participant(
+        study.store,
+        by="coord",
+        participant_id=pid,
+        changes={"hospitalised": "yes"},
+        reason="source document check",
+    )
     assert changes == {"hospitalised": (False, True)}
-    withdraw_participant(study.store, by="coord", participant_id=pid, reason="withdrew consent",
-                         on=dt.date(2026, 3, 1))
+    withdraw_participant(
+        study.store, by="coord", participant_id=pid, reason="withdrew consent", on=dt.date(2026, 3, 1)
+    )
     [view] = list_participants(study.store, by="coord")
     assert view.eligible and view.withdrawn_on == dt.date(2026, 3, 1)
     assert view.withdrawal_reason == "withdrew consent" and view.covariates["age_years"] == 55

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
-from factories import person
 
+from factories import person
 from immunorehab.errors import EligibilityError, StoreError, StudyError
 from immunorehab.study.allocation import randomise
 from immunorehab.study.audit import verify_audit_chain
@@ -39,8 +39,8 @@ def test_migrations_applied_on_open_and_reopen_is_idempotent(study) -> None:
 
 
 def test_sqlite_has_foreign_keys_and_wal(tmp_path: Path) -> None:
-    from immunorehab.study.service import create_study
     from conftest import PHOSP
+    from immunorehab.study.service import create_study
 
     store, _ = create_study(f"sqlite:///{tmp_path / 's.db'}", PHOSP, admin="admin")
     with store.engine.connect() as conn:
@@ -62,7 +62,6 @@ def test_unreachable_postgres_is_a_store_error() -> None:
 
 def test_second_study_in_same_database_refused(study) -> None:
     from conftest import TWO_ARM
-
     from immunorehab.study.service import create_study
 
     with pytest.raises(StudyError, match="already holds study 'phosp-r-immune'"):
@@ -132,11 +131,22 @@ def _events(store: Store) -> list[dict[str, object]]:
 def test_every_write_leaves_an_audit_row_with_who_what_and_why(study) -> None:
     start = len(_events(study.store))
     add_participant(study.store, by="coord", values=person())
-    update_participant(study.store, by="coord", participant_id="LEI-0001", changes={"age_years": "57"},
-                       reason="transcription error")
+    update_participant(
+        study.store,
+        by="coord",
+        participant_id="LEI-0001",
+        changes={"age_years": "57"},
+        reason="transcription error",
+    )
     randomise(study.store, by="coord", participant_id="LEI-0001")
-    record_visit(study.store, by="assessor1", participant_id="LEI-0001", visit_id="baseline",
-                 visit_date=__import__("datetime").date.today(), values=_baseline_values())
+    record_visit(
+        study.store,
+        by="assessor1",
+        participant_id="LEI-0001",
+        visit_id="baseline",
+        visit_date=__import__("datetime").date.today(),
+        values=_baseline_values(),
+    )
     withdraw_participant(study.store, by="coord", participant_id="LEI-0001", reason="moved away")
     events = _events(study.store)[start:]
     # Each created row is one 'create' event; each table's row count matches its events.
@@ -150,17 +160,21 @@ def test_every_write_leaves_an_audit_row_with_who_what_and_why(study) -> None:
     updates = [e for e in events if e["action"] == "update"]
     assert [json.loads(str(u["changes_json"])) for u in updates] == [
         {"age_years": [55, 57]},
-        {"withdrawal_reason": [None, "moved away"],
-         "withdrawn_on": [None, __import__("datetime").date.today().isoformat()]},
+        {
+            "withdrawal_reason": [None, "moved away"],
+            "withdrawn_on": [None, __import__("datetime").date.today().isoformat()],
+        },
     ]
-    assert [(u["username"], u["reason"]) for u in updates] == [("coord", "transcription error"), ("coord", "moved away")]
+    assert [(u["username"], u["reason"]) for u in updates] == [
+        ("coord", "transcription error"),
+        ("coord", "moved away"),
+    ]
     assert {e["participant_id"] for e in events} == {"LEI-0001"}
     assert all(e["username"] in ("coord", "assessor1") for e in events)
 
 
 def _baseline_values() -> dict[str, object]:
     from conftest import PHOSP
-
     from immunorehab.study.protocol import load_protocol
 
     visit = load_protocol(PHOSP).visit("baseline")

@@ -32,11 +32,28 @@ def audit_command(
                 return
         pid = get_participant(session, participant_id).participant_id if participant_id else None
         rows = audit_rows(session, participant_id=pid, blinded=actor_of(session).blinded)
-    table = Table("#", "when (UTC)", "user", "action", "entity", "key", "changes", "reason",
-                  title=f"Audit trail{' of ' + pid if pid else ''}: {len(rows)} events")
+    table = Table(
+        "#",
+        "when (UTC)",
+        "user",
+        "action",
+        "entity",
+        "key",
+        "changes",
+        "reason",
+        title=f"Audit trail{' of ' + pid if pid else ''}: {len(rows)} events",
+    )
     for r in rows:
-        table.add_row(str(r.id), f"{r.at:%Y-%m-%d %H:%M:%S}", r.user, r.action, r.entity, r.entity_key,
-                      format_changes(r.changes), r.reason or "")
+        table.add_row(
+            str(r.id),
+            f"{r.at:%Y-%m-%d %H:%M:%S}",
+            r.user,
+            r.action,
+            r.entity,
+            r.entity_key,
+            format_changes(r.changes),
+            r.reason or "",
+        )
     console.print(table)
 
 

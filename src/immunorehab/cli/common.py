@@ -11,23 +11,47 @@ from rich.console import Console
 from immunorehab.errors import ConfigError
 from immunorehab.study.store import Store
 
-__all__ = ["DbOpt", "ReasonOpt", "TodayOpt", "UserOpt", "console", "err_console", "close_stores", "open_store", "parse_assignments",
-           "parse_date", "require_user"]
+__all__ = [
+    "DbOpt",
+    "ReasonOpt",
+    "TodayOpt",
+    "UserOpt",
+    "console",
+    "err_console",
+    "close_stores",
+    "open_store",
+    "parse_assignments",
+    "parse_date",
+    "require_user",
+]
 
 console = Console()
 err_console = Console(stderr=True)
 
 DbOpt = Annotated[
     str | None,
-    typer.Option("--db", envvar="IMMUNOREHAB_DATABASE_URL", show_envvar=True,
-                 help="Database URL (sqlite:///study.db or postgresql://user@host/db). Default ./immunorehab.db."),
+    typer.Option(
+        "--db",
+        envvar="IMMUNOREHAB_DATABASE_URL",
+        show_envvar=True,
+        help="Database URL (sqlite:///study.db or postgresql://user@host/db). Default ./immunorehab.db.",
+    ),
 ]
 UserOpt = Annotated[
     str | None,
-    typer.Option("--user", envvar="IMMUNOREHAB_USER", show_envvar=True, help="Your user name (login, not your real name)."),
+    typer.Option(
+        "--user",
+        envvar="IMMUNOREHAB_USER",
+        show_envvar=True,
+        help="Your user name (login, not your real name).",
+    ),
 ]
-ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why existing data is changed (kept in the audit trail).")]
-TodayOpt = Annotated[str | None, typer.Option("--today", help="Evaluate as of this date (YYYY-MM-DD); default today.")]
+ReasonOpt = Annotated[
+    str | None, typer.Option("--reason", help="Why existing data is changed (kept in the audit trail).")
+]
+TodayOpt = Annotated[
+    str | None, typer.Option("--today", help="Evaluate as of this date (YYYY-MM-DD); default today.")
+]
 
 
 def require_user(user: str | None) -> str:

@@ -13,13 +13,20 @@ from immunorehab.study.service import get_protocol
 export_app = typer.Typer(help="Export study data.", no_args_is_help=True)
 
 OutArg = Annotated[Path, typer.Argument(help="Output file (.csv or .parquet).")]
-FormatOpt = Annotated[str | None, typer.Option("--format", help="csv or parquet (default: from the file name).")]
+FormatOpt = Annotated[
+    str | None, typer.Option("--format", help="csv or parquet (default: from the file name).")
+]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")]
 
 
 @export_app.command("participants")
-def export_participants(out: OutArg, fmt: FormatOpt = None, overwrite: OverwriteOpt = False,
-                        db: DbOpt = None, user: UserOpt = None) -> None:
+def export_participants(
+    out: OutArg,
+    fmt: FormatOpt = None,
+    overwrite: OverwriteOpt = False,
+    db: DbOpt = None,
+    user: UserOpt = None,
+) -> None:
     """One row per participant (allocation columns omitted for blinded roles)."""
     from immunorehab.study.export import participants_frame, write_frame
 
@@ -29,8 +36,13 @@ def export_participants(out: OutArg, fmt: FormatOpt = None, overwrite: Overwrite
 
 
 @export_app.command("visits")
-def export_visits(out: OutArg, fmt: FormatOpt = None, overwrite: OverwriteOpt = False,
-                  db: DbOpt = None, user: UserOpt = None) -> None:
+def export_visits(
+    out: OutArg,
+    fmt: FormatOpt = None,
+    overwrite: OverwriteOpt = False,
+    db: DbOpt = None,
+    user: UserOpt = None,
+) -> None:
     """Tidy visit data: one row per participant-visit-measure."""
     from immunorehab.study.export import visits_frame, write_frame
 
@@ -40,8 +52,12 @@ def export_visits(out: OutArg, fmt: FormatOpt = None, overwrite: OverwriteOpt = 
 
 
 @export_app.command("redcap-dictionary")
-def export_redcap(out: Annotated[Path, typer.Argument(help="Output CSV.")], overwrite: OverwriteOpt = False,
-                  db: DbOpt = None, user: UserOpt = None) -> None:
+def export_redcap(
+    out: Annotated[Path, typer.Argument(help="Output CSV.")],
+    overwrite: OverwriteOpt = False,
+    db: DbOpt = None,
+    user: UserOpt = None,
+) -> None:
     """The REDCap data dictionary built from the study's protocol."""
     from immunorehab.study.redcap import write_redcap_data_dictionary
 

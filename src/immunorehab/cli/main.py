@@ -15,7 +15,15 @@ from typing import Annotated
 import typer
 
 from immunorehab import __version__
-from immunorehab.cli import audit_cmd, demo_cmd, export_cmd, participant_cmd, randomise_cmd, study_cmd, visit_cmd
+from immunorehab.cli import (
+    audit_cmd,
+    demo_cmd,
+    export_cmd,
+    participant_cmd,
+    randomise_cmd,
+    study_cmd,
+    visit_cmd,
+)
 from immunorehab.cli.common import close_stores
 from immunorehab.errors import ImmunorehabError
 

@@ -9,11 +9,22 @@ import typer
 from rich.table import Table
 
 from immunorehab.cli.common import (
-    DbOpt, ReasonOpt, UserOpt, console, open_store, parse_assignments, parse_date, require_user,
+    DbOpt,
+    ReasonOpt,
+    UserOpt,
+    console,
+    open_store,
+    parse_assignments,
+    parse_date,
+    require_user,
 )
 from immunorehab.errors import ConfigError
 from immunorehab.study.participants import (
-    add_participant, import_participants, list_participants, update_participant, withdraw_participant,
+    add_participant,
+    import_participants,
+    list_participants,
+    update_participant,
+    withdraw_participant,
 )
 from immunorehab.study.service import get_protocol
 
@@ -25,25 +36,40 @@ Opt = Annotated[str | None, typer.Option()]
 @participant_app.command("add")
 def participant_add(
     site: Annotated[str, typer.Option("--site", help="Site code, e.g. LEI.")],
-    consent_date: Annotated[str | None, typer.Option("--consent-date", help="YYYY-MM-DD (empty while screening).")] = None,
+    consent_date: Annotated[
+        str | None, typer.Option("--consent-date", help="YYYY-MM-DD (empty while screening).")
+    ] = None,
     age_years: Annotated[str | None, typer.Option("--age-years")] = None,
     sex: Annotated[str | None, typer.Option("--sex", help="female, male or other.")] = None,
-    who_severity: Annotated[str | None, typer.Option("--who-severity", help="WHO clinical progression scale 0-10.")] = None,
+    who_severity: Annotated[
+        str | None, typer.Option("--who-severity", help="WHO clinical progression scale 0-10.")
+    ] = None,
     hospitalised: Annotated[str | None, typer.Option("--hospitalised", help="yes/no.")] = None,
     icu_admitted: Annotated[str | None, typer.Option("--icu-admitted", help="yes/no.")] = None,
-    invasive_ventilation: Annotated[str | None, typer.Option("--invasive-ventilation", help="yes/no.")] = None,
+    invasive_ventilation: Annotated[
+        str | None, typer.Option("--invasive-ventilation", help="yes/no.")
+    ] = None,
     vaccination_doses: Annotated[str | None, typer.Option("--vaccination-doses")] = None,
-    cmv_serostatus: Annotated[str | None, typer.Option("--cmv-serostatus", help="positive, negative, unknown.")] = None,
+    cmv_serostatus: Annotated[
+        str | None, typer.Option("--cmv-serostatus", help="positive, negative, unknown.")
+    ] = None,
     days_since_infection: Annotated[str | None, typer.Option("--days-since-infection")] = None,
     db: DbOpt = None,
     user: UserOpt = None,
 ) -> None:
     """Enrol one participant; prints the assigned pseudonymous ID and eligibility."""
     values: dict[str, Any] = {
-        "site": site, "consent_date": consent_date, "age_years": age_years, "sex": sex,
-        "who_severity": who_severity, "hospitalised": hospitalised, "icu_admitted": icu_admitted,
-        "invasive_ventilation": invasive_ventilation, "vaccination_doses": vaccination_doses,
-        "cmv_serostatus": cmv_serostatus, "days_since_infection": days_since_infection,
+        "site": site,
+        "consent_date": consent_date,
+        "age_years": age_years,
+        "sex": sex,
+        "who_severity": who_severity,
+        "hospitalised": hospitalised,
+        "icu_admitted": icu_admitted,
+        "invasive_ventilation": invasive_ventilation,
+        "vaccination_doses": vaccination_doses,
+        "cmv_serostatus": cmv_serostatus,
+        "days_since_infection": days_since_infection,
     }
     row = add_participant(open_store(db), by=require_user(user), values=values)
     status = "eligible" if row.eligible else f"NOT eligible (fails {row.failed_criteria})"
@@ -53,7 +79,9 @@ def participant_add(
 @participant_app.command("import")
 def participant_import(
     file: Annotated[Path, typer.Argument(help="CSV or Parquet, one row per participant.")],
-    redcap: Annotated[bool, typer.Option("--redcap", help="File is a REDCap raw export of our data dictionary.")] = False,
+    redcap: Annotated[
+        bool, typer.Option("--redcap", help="File is a REDCap raw export of our data dictionary.")
+    ] = False,
     db: DbOpt = None,
     user: UserOpt = None,
 ) -> None:
@@ -85,14 +113,29 @@ def participant_list(
     """List participants (allocation hidden from blinded roles)."""
     people = list_participants(open_store(db), by=require_user(user), site=site)
     blinded = all(p.arm is None for p in people)
-    table = Table("participant", "consent", "age", "sex", "WHO", "eligible", "randomised", "arm", "status",
-                  title=f"{len(people)} participants")
+    table = Table(
+        "participant",
+        "consent",
+        "age",
+        "sex",
+        "WHO",
+        "eligible",
+        "randomised",
+        "arm",
+        "status",
+        title=f"{len(people)} participants",
+    )
     for p in people:
         c = p.covariates
         table.add_row(
-            p.participant_id, str(c["consent_date"] or "-"), str(c["age_years"]), str(c["sex"]),
-            str(c["who_severity"]), "yes" if p.eligible else "no: " + ",".join(p.failed_criteria),
-            str(p.randomised_on or "-"), p.arm or ("(blinded)" if blinded and p.randomised_on else "-"),
+            p.participant_id,
+            str(c["consent_date"] or "-"),
+            str(c["age_years"]),
+            str(c["sex"]),
+            str(c["who_severity"]),
+            "yes" if p.eligible else "no: " + ",".join(p.failed_criteria),
+            str(p.randomised_on or "-"),
+            p.arm or ("(blinded)" if blinded and p.randomised_on else "-"),
             f"withdrawn {p.withdrawn_on}" if p.withdrawn_on else "active",
         )
     console.print(table)
@@ -109,8 +152,13 @@ def participant_update(
     """Correct baseline data (a reason is required; kept in the audit trail)."""
     if not reason:
         raise ConfigError("a reason is required to change existing data: pass --reason TEXT")
-    changes = update_participant(open_store(db), by=require_user(user), participant_id=participant_id,
-                                 changes=parse_assignments(set_, option="--set"), reason=reason)
+    changes = update_participant(
+        open_store(db),
+        by=require_user(user),
+        participant_id=participant_id,
+        changes=parse_assignments(set_, option="--set"),
+        reason=reason,
+    )
     if not changes:
         console.print("Nothing changed.")
     for key, (old, new) in changes.items():
@@ -126,8 +174,13 @@ def participant_withdraw(
     user: UserOpt = None,
 ) -> None:
     """Withdraw a participant (data kept and flagged)."""
-    withdraw_participant(open_store(db), by=require_user(user), participant_id=participant_id,
-                         reason=reason or "", on=parse_date(date, option="--date"))
+    withdraw_participant(
+        open_store(db),
+        by=require_user(user),
+        participant_id=participant_id,
+        reason=reason or "",
+        on=parse_date(date, option="--date"),
+    )
     console.print(f"{participant_id.upper()} withdrawn.")
 
 

@@ -25,7 +25,8 @@ def protocol_check(file: Annotated[Path, typer.Argument(help="Protocol YAML file
     console.print(
         f"[green]OK[/green] {file}: study '{protocol.study.id}' v{protocol.study.version}, "
         f"{len(protocol.arms)} arms ({':'.join(str(a.ratio) for a in protocol.arms)}), "
-        f"{len(protocol.stratification)} stratification factor(s), randomisation {protocol.randomisation.method}, "
+        f"{len(protocol.stratification)} stratification factor(s), "
+        f"randomisation {protocol.randomisation.method}, "
         f"{len(protocol.eligibility)} eligibility criteria, {len(protocol.visits)} visits, "
         f"sha256 {protocol.sha256()[:12]}"
     )
@@ -36,13 +37,16 @@ def study_create(
     protocol: Annotated[Path, typer.Argument(help="Protocol YAML file.")],
     admin: Annotated[str, typer.Option("--admin", help="User name of the study's first admin.")],
     db: DbOpt = None,
-    seed: Annotated[int | None, typer.Option("--seed", hidden=True, help="Fixed seed (tests/demo only).")] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", hidden=True, help="Fixed seed (tests/demo only).")
+    ] = None,
 ) -> None:
     """Create the study in a new database from a protocol file (seed drawn and concealed)."""
     store, info = create_study(db, protocol, admin=admin, seed=seed)
     store.dispose()
     console.print(
-        f"Created study '{info.slug}' ({info.title}) in {store.engine.url.render_as_string(hide_password=True)}; "
+        f"Created study '{info.slug}' ({info.title}) in "
+        f"{store.engine.url.render_as_string(hide_password=True)}; "
         f"admin user '{admin}'. Randomisation seed stored concealed."
     )
 
@@ -51,7 +55,9 @@ def study_create(
 def study_show(
     db: DbOpt = None,
     user: UserOpt = None,
-    reveal_seed: Annotated[bool, typer.Option("--reveal-seed", help="Show the concealed seed (admin only).")] = False,
+    reveal_seed: Annotated[
+        bool, typer.Option("--reveal-seed", help="Show the concealed seed (admin only).")
+    ] = False,
 ) -> None:
     """Show the study, its protocol hash and arms."""
     store = open_store(db)

@@ -9,7 +9,15 @@ import typer
 from rich.table import Table
 
 from immunorehab.cli.common import (
-    DbOpt, ReasonOpt, TodayOpt, UserOpt, console, open_store, parse_assignments, parse_date, require_user,
+    DbOpt,
+    ReasonOpt,
+    TodayOpt,
+    UserOpt,
+    console,
+    open_store,
+    parse_assignments,
+    parse_date,
+    require_user,
 )
 from immunorehab.errors import ConfigError
 from immunorehab.study.visits import VisitStatus, record_visit, visit_statuses
@@ -24,8 +32,14 @@ def _table(rows: list[VisitStatus], title: str) -> Table:
     table = Table("participant", "visit", "target", "window", "status", "visit date", title=title)
     for r in rows:
         window = f"{r.window_start} .. {r.window_end}" if r.window_start else "-"
-        table.add_row(r.participant_id, r.visit_id, str(r.target or "-"), window,
-                      f"[{_STYLE.get(r.status, 'white')}]{r.status}[/]", str(r.visit_date or "-"))
+        table.add_row(
+            r.participant_id,
+            r.visit_id,
+            str(r.target or "-"),
+            window,
+            f"[{_STYLE.get(r.status, 'white')}]{r.status}[/]",
+            str(r.visit_date or "-"),
+        )
     return table
 
 
@@ -41,8 +55,13 @@ def visits_due(
     rows = visit_statuses(open_store(db), by=require_user(user), today=day)
     shown = rows if show_all else [r for r in rows if r.status in ("due", "overdue", "out_of_window")]
     counts = {s: sum(r.status == s for r in rows) for s in ("due", "overdue", "out_of_window")}
-    console.print(_table(shown, f"Visits as of {day}: {counts['due']} due, {counts['overdue']} overdue, "
-                                f"{counts['out_of_window']} out of window"))
+    console.print(
+        _table(
+            shown,
+            f"Visits as of {day}: {counts['due']} due, {counts['overdue']} overdue, "
+            f"{counts['out_of_window']} out of window",
+        )
+    )
 
 
 @visits_app.command("schedule")
@@ -72,9 +91,18 @@ def visit_record(
     visit_date = parse_date(date, option="--date")
     if visit_date is None:
         raise ConfigError("--date is required")
-    status = record_visit(open_store(db), by=require_user(user), participant_id=participant_id, visit_id=visit_id,
-                          visit_date=visit_date, values=parse_assignments(value, option="--value"), reason=reason)
-    console.print(f"Recorded {status.participant_id} {status.visit_id} on {status.visit_date}: {status.status}")
+    status = record_visit(
+        open_store(db),
+        by=require_user(user),
+        participant_id=participant_id,
+        visit_id=visit_id,
+        visit_date=visit_date,
+        values=parse_assignments(value, option="--value"),
+        reason=reason,
+    )
+    console.print(
+        f"Recorded {status.participant_id} {status.visit_id} on {status.visit_date}: {status.status}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -54,12 +54,12 @@ def synthetic_participants(
             "invasive_ventilation": severity >= 7,
             "vaccination_doses": int(rng.choice([0, 1, 2, 3, 4], p=[0.15, 0.1, 0.35, 0.3, 0.1])),
             "cmv_serostatus": str(rng.choice(["positive", "negative", "unknown"], p=[0.52, 0.4, 0.08])),
-            "days_since_infection": int(rng.integers(42, 420)),
+            "days_since_infection": int(rng.integers(90, 540)),
         }
         if rng.random() < screen_fail_fraction:
             if rng.random() < 0.5:
                 person["hospitalised"] = False
             else:
-                person["days_since_infection"] = int(rng.integers(5, 27))
+                person["days_since_infection"] = int(rng.integers(28, 84))
         people.append(person)
     return people

@@ -14,6 +14,7 @@ import datetime as dt
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select
@@ -28,7 +29,14 @@ from immunorehab.study.randomisation import ArmSpec, minimisation_arm, permuted_
 from immunorehab.study.service import actor_of, get_protocol, get_study, now_utc
 from immunorehab.study.store import Store
 
-__all__ = ["AllocationResult", "BalanceReport", "VerifyReport", "allocation_balance", "randomise", "verify_allocations"]
+__all__ = [
+    "AllocationResult",
+    "BalanceReport",
+    "VerifyReport",
+    "allocation_balance",
+    "randomise",
+    "verify_allocations",
+]
 
 RANDOMISERS = ("admin", "coordinator")
 UNBLINDED = ("admin", "coordinator", "physio", "statistician")
@@ -49,7 +57,12 @@ def _arms(protocol: Protocol) -> list[ArmSpec]:
 
 
 def _choose_arm(
-    protocol: Protocol, seed: int, sequence: int, stratum: str, position: int, levels: dict[str, str],
+    protocol: Protocol,
+    seed: int,
+    sequence: int,
+    stratum: str,
+    position: int,
+    levels: dict[str, str],
     history: list[tuple[dict[str, str], str]],
 ) -> tuple[str, dict[str, Any]]:
     settings = protocol.randomisation
@@ -72,7 +85,11 @@ def _choose_arm(
         }
         return decision.arm, detail
     arm = permuted_block_arm(
-        seed=seed, stratum=stratum, position=position, arms=_arms(protocol), block_multiples=settings.block_multiples
+        seed=seed,
+        stratum=stratum,
+        position=position,
+        arms=_arms(protocol),
+        block_multiples=settings.block_multiples,
     )
     return arm, {"method": "permuted_blocks"}
 
@@ -117,11 +134,14 @@ def randomise(store: Store, *, by: str, participant_id: str, on: dt.date | None 
                 f"(sequence {person.allocation.sequence}); a participant is randomised at most once"
             )
         if person.withdrawn_on is not None:
-            raise EligibilityError(f"{pid} cannot be randomised: withdrawn on {person.withdrawn_on} "
-                                   f"({person.withdrawal_reason})")
+            raise EligibilityError(
+                f"{pid} cannot be randomised: withdrawn on {person.withdrawn_on} ({person.withdrawal_reason})"
+            )
         if person.consent_date is None:
-            raise EligibilityError(f"{pid} cannot be randomised: no consent date recorded "
-                                   "(record it with `participant update --set consent_date=YYYY-MM-DD`)")
+            raise EligibilityError(
+                f"{pid} cannot be randomised: no consent date recorded "
+                "(record it with `participant update --set consent_date=YYYY-MM-DD`)"
+            )
         if person.consent_date > on:
             raise EligibilityError(f"{pid} cannot be randomised on {on}: consent dated {person.consent_date}")
         failed = protocol.failed_criteria(person.covariates())
@@ -135,8 +155,12 @@ def randomise(store: Store, *, by: str, participant_id: str, on: dt.date | None 
         stratum = protocol.stratum_key(person.covariates())
         sequence = (session.scalar(select(func.max(Allocation.sequence))) or 0) + 1
         position = session.scalar(select(func.count(Allocation.id)).where(Allocation.stratum == stratum)) or 0
-        arm, detail = _choose_arm(protocol, study.seed, sequence, stratum, position, levels, _history(session))
-        prev = session.scalar(select(Allocation.hash).order_by(Allocation.sequence.desc()).limit(1)) or GENESIS
+        arm, detail = _choose_arm(
+            protocol, study.seed, sequence, stratum, position, levels, _history(session)
+        )
+        prev = (
+            session.scalar(select(Allocation.hash).order_by(Allocation.sequence.desc()).limit(1)) or GENESIS
+        )
         row = Allocation(
             sequence=sequence,
             participant_pk=person.id,
@@ -178,9 +202,7 @@ def verify_allocations(store: Store, *, by: str) -> VerifyReport:
         per_stratum: Counter[str] = Counter()
         history: list[tuple[dict[str, str], str]] = []
         for expected_seq, row in enumerate(rows, start=1):
-            def broken(msg: str, row: Allocation = row) -> VerifyReport:
-                return VerifyReport(expected_seq, f"sequence {row.sequence} ({row.participant_id}): {msg}", row.sequence)
-
+            broken = partial(_broken, expected_seq, row)
             if row.sequence != expected_seq:
                 return broken(f"expected sequence {expected_seq}: an allocation is missing")
             if row.prev_hash != prev:
@@ -190,13 +212,19 @@ def verify_allocations(store: Store, *, by: str) -> VerifyReport:
             levels = json.loads(row.levels_json)
             if row.stratum_position != per_stratum[row.stratum]:
                 return broken(f"stratum position {row.stratum_position}, expected {per_stratum[row.stratum]}")
-            arm, _ = _choose_arm(protocol, study.seed, row.sequence, row.stratum, row.stratum_position, levels, history)
+            arm, _ = _choose_arm(
+                protocol, study.seed, row.sequence, row.stratum, row.stratum_position, levels, history
+            )
             if arm != row.arm:
                 return broken("arm differs from the concealed sequence (allocation was changed or forged)")
             per_stratum[row.stratum] += 1
             history.append((levels, row.arm))
             prev = row.hash
         return VerifyReport(len(rows))
+
+
+def _broken(checked: int, row: Allocation, msg: str) -> VerifyReport:
+    return VerifyReport(checked, f"sequence {row.sequence} ({row.participant_id}): {msg}", row.sequence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +247,9 @@ def allocation_balance(store: Store, *, by: str) -> BalanceReport:
         arms = tuple(a.id for a in protocol.arms)
         overall = dict.fromkeys(arms, 0)
         strata: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(arms, 0))
-        factors: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: dict.fromkeys(arms, 0)))
+        factors: dict[str, dict[str, dict[str, int]]] = defaultdict(
+            lambda: defaultdict(lambda: dict.fromkeys(arms, 0))
+        )
         for stratum, levels_json, arm in session.execute(
             select(Allocation.stratum, Allocation.levels_json, Allocation.arm).order_by(Allocation.sequence)
         ):

@@ -16,8 +16,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, inspect, select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.orm import InstanceState, Session
+from sqlalchemy.orm.attributes import instance_state
 
 from immunorehab.errors import StudyError
 from immunorehab.study.hashing import GENESIS, chain_hash, jsonable
@@ -41,7 +42,7 @@ def _now() -> dt.datetime:
 
 
 def _column_values(obj: Audited) -> dict[str, Any]:
-    state = inspect(obj)
+    state: InstanceState[Any] = instance_state(obj)
     exclude = type(obj).__audit_exclude__
     return {
         attr.key: jsonable(getattr(obj, attr.key))
@@ -51,7 +52,7 @@ def _column_values(obj: Audited) -> dict[str, Any]:
 
 
 def _changed_values(obj: Audited) -> dict[str, list[Any]]:
-    state = inspect(obj)
+    state: InstanceState[Any] = instance_state(obj)
     exclude = type(obj).__audit_exclude__
     changes: dict[str, list[Any]] = {}
     for attr in state.mapper.column_attrs:
@@ -149,10 +150,21 @@ def audit_rows(session: Session, *, participant_id: str | None = None, blinded: 
     for ev in session.scalars(query):
         changes: dict[str, list[Any]] = json.loads(ev.changes_json)
         if blinded and ev.entity == "allocation":
-            changes = {k: ([CONCEALED, CONCEALED] if k in _CONCEALED_FIELDS else v) for k, v in changes.items()}
+            changes = {
+                k: ([CONCEALED, CONCEALED] if k in _CONCEALED_FIELDS else v) for k, v in changes.items()
+            }
         rows.append(
-            AuditRow(ev.id, ev.at, ev.username, ev.action, ev.entity, ev.entity_key, ev.participant_id, changes,
-                     ev.reason)
+            AuditRow(
+                ev.id,
+                ev.at,
+                ev.username,
+                ev.action,
+                ev.entity,
+                ev.entity_key,
+                ev.participant_id,
+                changes,
+                ev.reason,
+            )
         )
     return rows
 
@@ -180,7 +192,9 @@ def _verify(rows: Iterable[AuditEvent]) -> ChainReport:
     n = 0
     for n, row in enumerate(rows, start=1):
         if row.prev_hash != prev:
-            return ChainReport(n, row.id, f"audit row {row.id} does not link to the row before it (a row was removed)")
+            return ChainReport(
+                n, row.id, f"audit row {row.id} does not link to the row before it (a row was removed)"
+            )
         if chain_hash(prev, _payload(row)) != row.hash:
             return ChainReport(n, row.id, f"audit row {row.id} ({row.entity} {row.entity_key}) was altered")
         prev = row.hash

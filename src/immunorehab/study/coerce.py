@@ -87,8 +87,10 @@ def to_date(value: Any) -> dt.date:
         return value.to_pydatetime().date()  # type: ignore[no-any-return]
     text = str(value).strip()
     try:
-        return dt.date.fromisoformat(text[:10]) if len(text) >= 10 and text[10:11] in ("", "T", " ") else (
-            dt.date.fromisoformat(text)
+        return (
+            dt.date.fromisoformat(text[:10])
+            if len(text) >= 10 and text[10:11] in ("", "T", " ")
+            else (dt.date.fromisoformat(text))
         )
     except ValueError:
         raise ValueError(f"expected a date as YYYY-MM-DD, got {value!r}") from None

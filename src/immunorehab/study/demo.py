@@ -32,8 +32,13 @@ from immunorehab.study.visits import record_visit, visit_statuses
 
 __all__ = ["DEMO_USERS", "DemoResult", "default_protocol_path", "run_demo"]
 
-DEMO_USERS = {"coord": "coordinator", "physio1": "physio", "lab1": "lab", "stats1": "statistician",
-              "assessor1": "assessor"}
+DEMO_USERS = {
+    "coord": "coordinator",
+    "physio1": "physio",
+    "lab1": "lab",
+    "stats1": "statistician",
+    "assessor1": "assessor",
+}
 
 
 def default_protocol_path() -> Path:
@@ -100,8 +105,9 @@ def run_demo(
     for name, role in DEMO_USERS.items():
         add_user(store, by="admin", username=name, role=role)
 
-    people = synthetic_participants(n, sites=[s.code for s in protocol.sites], rng=rng,
-                                    first_consent=today - dt.timedelta(days=400))
+    people = synthetic_participants(
+        n, sites=[s.code for s in protocol.sites], rng=rng, first_consent=today - dt.timedelta(days=400)
+    )
     import_file = out / "participants_import.csv"
     pd.DataFrame(people).to_csv(import_file, index=False)
     ids = import_participants(store, by="coord", path=import_file, today=today)
@@ -123,16 +129,31 @@ def run_demo(
     for pid, day in randomised:
         for visit in protocol.visits:
             target = day + dt.timedelta(days=visit.day)
-            visit_date = target + dt.timedelta(days=int(rng.integers(-visit.window_before_days,
-                                                                    visit.window_after_days + 1)))
+            visit_date = target + dt.timedelta(
+                days=int(rng.integers(-visit.window_before_days, visit.window_after_days + 1))
+            )
             if visit_date > today or rng.random() < 0.1:
                 continue
-            values = {m.id: _value(m, rng, visit_date) for m in visit.measures if m.required or rng.random() < 0.7}
-            record_visit(store, by="physio1", participant_id=pid, visit_id=visit.id, visit_date=visit_date,
-                         values=values, today=today)
+            values = {
+                m.id: _value(m, rng, visit_date) for m in visit.measures if m.required or rng.random() < 0.7
+            }
+            record_visit(
+                store,
+                by="physio1",
+                participant_id=pid,
+                visit_id=visit.id,
+                visit_date=visit_date,
+                values=values,
+                today=today,
+            )
         if withdrawn < max(1, n // 30) and rng.random() < 0.1:
-            withdraw_participant(store, by="coord", participant_id=pid, reason="participant request (synthetic)",
-                                 on=min(day + dt.timedelta(days=30), today))
+            withdraw_participant(
+                store,
+                by="coord",
+                participant_id=pid,
+                reason="participant request (synthetic)",
+                on=min(day + dt.timedelta(days=30), today),
+            )
             withdrawn += 1
 
     alloc = verify_allocations(store, by="admin")
@@ -149,12 +170,20 @@ def run_demo(
     balance = allocation_balance(store, by="stats1")
     store.dispose()
     return DemoResult(
-        study=info.slug, db_path=db, import_file=import_file, enrolled=len(ids),
+        study=info.slug,
+        db_path=db,
+        import_file=import_file,
+        enrolled=len(ids),
         ineligible=sum(not v.eligible for v in views.values()),
-        failures=[f"{k} x{v}" for k, v in sorted(failures.items())], randomised=len(randomised), withdrawn=withdrawn,
+        failures=[f"{k} x{v}" for k, v in sorted(failures.items())],
+        randomised=len(randomised),
+        withdrawn=withdrawn,
         balance=balance,
         allocation_check="intact" if alloc.ok else f"BROKEN: {alloc.problem}",
-        audit_check=audit_report, today=today, visit_counts=dict(sorted(statuses.items())), exports=exports,
+        audit_check=audit_report,
+        today=today,
+        visit_counts=dict(sorted(statuses.items())),
+        exports=exports,
     )
 
 

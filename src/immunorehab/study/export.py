@@ -49,10 +49,14 @@ def format_of(path: str | Path, fmt: str | None = None) -> Format:
         return "csv"
     if suffix in ("parquet", "pq"):
         return "parquet"
-    raise ConfigError(f"cannot tell the format of {path}: use a .csv or .parquet name, or --format csv|parquet")
+    raise ConfigError(
+        f"cannot tell the format of {path}: use a .csv or .parquet name, or --format csv|parquet"
+    )
 
 
-def write_frame(frame: pd.DataFrame, path: str | Path, *, fmt: str | None = None, overwrite: bool = False) -> Path:
+def write_frame(
+    frame: pd.DataFrame, path: str | Path, *, fmt: str | None = None, overwrite: bool = False
+) -> Path:
     kind = format_of(path, fmt)
 
     def writer(tmp: Path) -> None:
@@ -71,15 +75,26 @@ def participants_frame(store: Store, *, by: str) -> pd.DataFrame:
         rows = []
         for p in session.scalars(select(Participant).order_by(Participant.site, Participant.site_seq)):
             row: dict[str, object] = {"participant_id": p.participant_id, **p.covariates()}
-            row.update(eligible=p.eligible, failed_criteria=p.failed_criteria, withdrawn_on=p.withdrawn_on,
-                       withdrawal_reason=p.withdrawal_reason,
-                       randomised_on=p.allocation.allocated_on if p.allocation else None)
+            row.update(
+                eligible=p.eligible,
+                failed_criteria=p.failed_criteria,
+                withdrawn_on=p.withdrawn_on,
+                withdrawal_reason=p.withdrawal_reason,
+                randomised_on=p.allocation.allocated_on if p.allocation else None,
+            )
             if not blinded:
                 row["arm"] = p.allocation.arm if p.allocation else None
                 row["stratum"] = p.allocation.stratum if p.allocation else None
             rows.append(row)
-        columns = ["participant_id", *COVARIATES, "eligible", "failed_criteria", "withdrawn_on", "withdrawal_reason",
-                   "randomised_on"] + ([] if blinded else ["arm", "stratum"])
+        columns = [
+            "participant_id",
+            *COVARIATES,
+            "eligible",
+            "failed_criteria",
+            "withdrawn_on",
+            "withdrawal_reason",
+            "randomised_on",
+        ] + ([] if blinded else ["arm", "stratum"])
         return pd.DataFrame(rows, columns=columns)
 
 
@@ -111,5 +126,14 @@ def visits_frame(store: Store, *, by: str) -> pd.DataFrame:
             if not blinded:
                 row["arm"] = p.allocation.arm if p.allocation else None
             rows.append(row)
-        columns = ["participant_id", "visit_id", "visit_date", "measure_id", "type", "unit", "value", "value_num"]
+        columns = [
+            "participant_id",
+            "visit_id",
+            "visit_date",
+            "measure_id",
+            "type",
+            "unit",
+            "value",
+            "value_num",
+        ]
         return pd.DataFrame(rows, columns=columns + ([] if blinded else ["arm"]))

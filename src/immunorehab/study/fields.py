@@ -35,7 +35,12 @@ COVARIATES: dict[str, Covariate] = {
     c.name: c
     for c in (
         Covariate("site", "text", "Recruiting site code (e.g. LEI), also the participant-ID prefix"),
-        Covariate("consent_date", "date", "Date written informed consent was given (empty while screening)", required=False),
+        Covariate(
+            "consent_date",
+            "date",
+            "Date written informed consent was given (empty while screening)",
+            required=False,
+        ),
         Covariate("age_years", "integer", "Age at consent in completed years", minimum=0, maximum=120),
         Covariate("sex", "choice", "Sex recorded at birth", choices=SEX_VALUES),
         Covariate(

@@ -45,7 +45,9 @@ _PID = re.compile(r"^(?P<site>[A-Z]{3})-(?P<seq>\d{4,6})$")
 def _coerce(cov: Covariate, value: Any) -> Any:
     if cov.type == "integer":
         number = coerce.to_int(value)
-        if (cov.minimum is not None and number < cov.minimum) or (cov.maximum is not None and number > cov.maximum):
+        if (cov.minimum is not None and number < cov.minimum) or (
+            cov.maximum is not None and number > cov.maximum
+        ):
             raise ValueError(f"expected a whole number from {cov.minimum} to {cov.maximum}, got {number}")
         return number
     if cov.type == "boolean":
@@ -58,7 +60,12 @@ def _coerce(cov: Covariate, value: Any) -> Any:
 
 
 def validate_covariates(
-    raw: Mapping[str, Any], protocol: Protocol, *, where: str, partial: bool = False, today: dt.date | None = None
+    raw: Mapping[str, Any],
+    protocol: Protocol,
+    *,
+    where: str,
+    partial: bool = False,
+    today: dt.date | None = None,
 ) -> tuple[dict[str, Any], list[Problem]]:
     """Check and type one participant's covariates; return (values, problems).
 
@@ -84,15 +91,25 @@ def validate_covariates(
             problems.append(Problem(f"{where}, field {name}", str(exc)))
             continue
         if name == "site" and typed.upper() not in sites:
-            problems.append(Problem(f"{where}, field site", f"expected one of the protocol's sites {sites}, got {value!r}"))
+            problems.append(
+                Problem(
+                    f"{where}, field site", f"expected one of the protocol's sites {sites}, got {value!r}"
+                )
+            )
             continue
         if name == "site":
             typed = typed.upper()
         if name == "consent_date" and typed > today:
-            problems.append(Problem(f"{where}, field consent_date", f"is in the future ({typed}); today is {today}"))
+            problems.append(
+                Problem(f"{where}, field consent_date", f"is in the future ({typed}); today is {today}")
+            )
             continue
         values[name] = typed
-    if values.get("invasive_ventilation") and values.get("who_severity") is not None and values["who_severity"] < 7:
+    if (
+        values.get("invasive_ventilation")
+        and values.get("who_severity") is not None
+        and values["who_severity"] < 7
+    ):
         problems.append(
             Problem(
                 f"{where}, field who_severity",
@@ -136,7 +153,9 @@ def _new_participant(
     return row
 
 
-def add_participant(store: Store, *, by: str, values: Mapping[str, Any], today: dt.date | None = None) -> Participant:
+def add_participant(
+    store: Store, *, by: str, values: Mapping[str, Any], today: dt.date | None = None
+) -> Participant:
     """Enrol one participant; the pseudonymous ID is assigned from the site's sequence."""
     with store.write(by) as session:
         actor_of(session).require(*_ENROLLERS, action="enrol participants")
@@ -163,10 +182,16 @@ def read_table(path: str | Path) -> list[dict[str, Any]]:
             frame = pd.read_parquet(path)
         else:
             raise DataValidationError(f"{path}: unsupported file type {suffix!r}; expected .csv or .parquet")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, pa.ArrowException, OSError) as exc:
+    except (
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        UnicodeDecodeError,
+        pa.ArrowException,
+        OSError,
+    ) as exc:
         raise DataValidationError(f"{path}: cannot be read as {suffix[1:]}: {exc}") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
-    return [dict(r) for r in frame.to_dict(orient="records")]
+    return [{str(k): v for k, v in r.items()} for r in frame.to_dict(orient="records")]
 
 
 def import_participants(
@@ -210,11 +235,15 @@ def import_participants(
             raw = _apply_maps(raw, value_maps or {})
             values, row_problems = validate_covariates(raw, protocol, where=where, today=today)
             problems.extend(row_problems)
-            pid = _check_pid(session, raw.get("participant_id"), values.get("site"), where, seen_ids, problems)
+            pid = _check_pid(
+                session, raw.get("participant_id"), values.get("site"), where, seen_ids, problems
+            )
             prepared.append((values, pid))
         if problems:
             raise DataValidationError(f"{path}: nothing imported; {len(problems)} problem(s)", problems)
-        return [_new_participant(session, protocol, values, by, pid).participant_id for values, pid in prepared]
+        return [
+            _new_participant(session, protocol, values, by, pid).participant_id for values, pid in prepared
+        ]
 
 
 def _apply_maps(raw: dict[str, Any], maps: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -234,10 +263,14 @@ def _check_pid(
     pid = str(raw).strip().upper()
     match = _PID.match(pid)
     if match is None:
-        problems.append(Problem(f"{where}, field participant_id", f"expected SITE-NNNN (e.g. LEI-0007), got {raw!r}"))
+        problems.append(
+            Problem(f"{where}, field participant_id", f"expected SITE-NNNN (e.g. LEI-0007), got {raw!r}")
+        )
         return None
     if site is not None and match["site"] != site:
-        problems.append(Problem(f"{where}, field participant_id", f"prefix {match['site']} differs from site {site}"))
+        problems.append(
+            Problem(f"{where}, field participant_id", f"prefix {match['site']} differs from site {site}")
+        )
     if pid in seen or session.scalar(select(Participant.id).where(Participant.participant_id == pid)):
         problems.append(Problem(f"{where}, field participant_id", f"{pid} already exists"))
     seen.add(pid)
@@ -247,7 +280,9 @@ def _check_pid(
 def get_participant(session: Session, participant_id: str) -> Participant:
     row = session.scalar(select(Participant).where(Participant.participant_id == participant_id.upper()))
     if row is None:
-        raise NotFoundError(f"no participant {participant_id!r} (IDs look like LEI-0007; see `participant list`)")
+        raise NotFoundError(
+            f"no participant {participant_id!r} (IDs look like LEI-0007; see `participant list`)"
+        )
     return row
 
 
@@ -296,10 +331,15 @@ def update_participant(
     if unknown:
         raise DataValidationError(
             "participant not changed",
-            [Problem(f"field {u}", f"is not a participant field; expected one of {', '.join(COVARIATES)}") for u in unknown],
+            [
+                Problem(f"field {u}", f"is not a participant field; expected one of {', '.join(COVARIATES)}")
+                for u in unknown
+            ],
         )
     if "site" in changes:
-        raise StudyError("the site is part of the participant ID and cannot be changed; withdraw and re-enrol instead")
+        raise StudyError(
+            "the site is part of the participant ID and cannot be changed; withdraw and re-enrol instead"
+        )
     with store.write(by, reason=reason) as session:
         actor_of(session).require(*_ENROLLERS, action="change participant data")
         protocol = get_protocol(session)
@@ -317,7 +357,9 @@ def update_participant(
         return done
 
 
-def withdraw_participant(store: Store, *, by: str, participant_id: str, reason: str, on: dt.date | None = None) -> None:
+def withdraw_participant(
+    store: Store, *, by: str, participant_id: str, reason: str, on: dt.date | None = None
+) -> None:
     """Flag a participant as withdrawn (data kept; no further visits are due)."""
     if not reason or not reason.strip():
         raise StudyError("a withdrawal reason is required: pass --reason TEXT")

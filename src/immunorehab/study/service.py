@@ -38,7 +38,8 @@ class StudyInfo:
 def _check_username(name: str) -> None:
     if not _USERNAME.match(name):
         raise ConfigError(
-            f"user name {name!r} is not valid: use a login name of 2-64 lowercase letters, digits, '.', '_' or '-' "
+            f"user name {name!r} is not valid: use a login name of 2-64 lowercase letters, digits, "
+            "'.', '_' or '-' "
             "starting with a letter (never a person's full name or e-mail)"
         )
 

@@ -105,7 +105,9 @@ class Store:
         try:
             engine = cls._engine(parsed.render_as_string(hide_password=False))
         except NoSuchModuleError as exc:
-            raise StoreError(f"unsupported database URL {parsed!r}: use sqlite:/// or postgresql+psycopg://") from exc
+            raise StoreError(
+                f"unsupported database URL {parsed!r}: use sqlite:/// or postgresql+psycopg://"
+            ) from exc
         store = cls(engine)
         try:
             store._migrate()
@@ -161,7 +163,9 @@ class Store:
                 yield conn
 
     @contextmanager
-    def write(self, user: str | None, *, reason: str | None = None, bootstrap: bool = False) -> Iterator[Session]:
+    def write(
+        self, user: str | None, *, reason: str | None = None, bootstrap: bool = False
+    ) -> Iterator[Session]:
         """One serialised write transaction on behalf of ``user``; rolled back on any error.
 
         Every change made through the session is written to the audit trail with
@@ -200,12 +204,14 @@ class Store:
             raise ConfigError("no user given: pass --user NAME or set IMMUNOREHAB_USER")
         if session.scalar(select(Study.id).limit(1)) is None:
             raise NotFoundError(
-                "this database holds no study yet: create one with `immunorehab study create PROTOCOL --admin NAME`"
+                "this database holds no study yet: create one with "
+                "`immunorehab study create PROTOCOL --admin NAME`"
             )
         row = session.scalar(select(AppUser).where(AppUser.username == user))
         if row is None or not row.active:
             raise PermissionDenied(
-                f"unknown or inactive user '{user}': an admin adds users with `immunorehab user add NAME --role ROLE`"
+                f"unknown or inactive user '{user}': an admin adds users with "
+                "`immunorehab user add NAME --role ROLE`"
             )
         return Actor(row.username, row.role)
 

@@ -52,14 +52,22 @@ class VisitStatus:
     visit_date: dt.date | None
 
 
-def _status(
-    visit: Visit, person: Participant, recorded: dt.date | None, today: dt.date
-) -> VisitStatus:
+def _status(visit: Visit, person: Participant, recorded: dt.date | None, today: dt.date) -> VisitStatus:
     alloc = person.allocation
-    base = dict(participant_id=person.participant_id, visit_id=visit.id, visit_label=visit.label, visit_date=recorded)
+    base: dict[str, Any] = {
+        "participant_id": person.participant_id,
+        "visit_id": visit.id,
+        "visit_label": visit.label,
+        "visit_date": recorded,
+    }
     if alloc is None:
-        return VisitStatus(**base, target=None, window_start=None, window_end=None,
-                           status="completed" if recorded else "not_randomised")
+        return VisitStatus(
+            **base,
+            target=None,
+            window_start=None,
+            window_end=None,
+            status="completed" if recorded else "not_randomised",
+        )
     target, start, end = window(visit, alloc.allocated_on)
     status: Status
     if recorded is not None:
@@ -85,20 +93,31 @@ def visit_statuses(
         if participant_id is not None:
             people = [get_participant(session, participant_id)]
         else:
-            people = list(session.scalars(select(Participant).order_by(Participant.site, Participant.site_seq)))
+            # Screen failures never get visits; everyone else does (baseline before randomisation).
+            people = [
+                p
+                for p in session.scalars(select(Participant).order_by(Participant.site, Participant.site_seq))
+                if p.allocation is not None or p.eligible
+            ]
         recorded = {
-            (r.participant_id, r.visit_id): r.visit_date
-            for r in session.scalars(select(VisitRecord))
+            (r.participant_id, r.visit_id): r.visit_date for r in session.scalars(select(VisitRecord))
         }
         return [
-            _status(v, p, recorded.get((p.participant_id, v.id)), today) for p in people for v in protocol.visits
+            _status(v, p, recorded.get((p.participant_id, v.id)), today)
+            for p in people
+            for v in protocol.visits
         ]
 
 
 def _typed(measure: Measure, raw: Any) -> tuple[str, float | None]:
     if measure.type in ("number", "integer"):
         number: float = coerce.to_int(raw) if measure.type == "integer" else coerce.to_float(raw)
-        if measure.min is not None and number < measure.min or measure.max is not None and number > measure.max:
+        if (
+            measure.min is not None
+            and number < measure.min
+            or measure.max is not None
+            and number > measure.max
+        ):
             unit = f" {measure.unit}" if measure.unit else ""
             raise ValueError(f"expected {measure.min} to {measure.max}{unit}, got {number}")
         return (str(number), float(number))
@@ -122,8 +141,12 @@ def validate_measures(
     typed: dict[str, tuple[str, float | None]] = {}
     for name in values:
         if name not in measures:
-            problems.append(Problem(f"visit {visit_id}, field {name}",
-                                    f"is not a measure of this visit; expected one of {', '.join(measures)}"))
+            problems.append(
+                Problem(
+                    f"visit {visit_id}, field {name}",
+                    f"is not a measure of this visit; expected one of {', '.join(measures)}",
+                )
+            )
     for name, measure in measures.items():
         raw = values.get(name)
         if coerce.is_missing(raw):
@@ -156,20 +179,31 @@ def record_visit(
         person = get_participant(session, participant_id)
         visit = protocol.visit(visit_id)
         if visit_date > today:
-            raise DataValidationError(f"{person.participant_id} {visit_id} not recorded",
-                                      [Problem("visit date", f"{visit_date} is in the future (today is {today})")])
+            raise DataValidationError(
+                f"{person.participant_id} {visit_id} not recorded",
+                [Problem("visit date", f"{visit_date} is in the future (today is {today})")],
+            )
         if person.allocation is None and visit.day != 0:
-            raise StudyError(f"{person.participant_id} is not randomised yet: only the baseline visit can be recorded")
+            raise StudyError(
+                f"{person.participant_id} is not randomised yet: only the baseline visit can be recorded"
+            )
         typed, problems = validate_measures(protocol, visit_id, values)
         if problems:
-            raise DataValidationError(f"{person.participant_id} {visit_id} not recorded: nothing stored", problems)
+            raise DataValidationError(
+                f"{person.participant_id} {visit_id} not recorded: nothing stored", problems
+            )
         _store_values(session, person, visit_id, visit_date, typed, by, reason)
         return _status(visit, person, visit_date, today)
 
 
 def _store_values(
-    session: Session, person: Participant, visit_id: str, visit_date: dt.date,
-    typed: Mapping[str, tuple[str, float | None]], by: str, reason: str | None,
+    session: Session,
+    person: Participant,
+    visit_id: str,
+    visit_date: dt.date,
+    typed: Mapping[str, tuple[str, float | None]],
+    by: str,
+    reason: str | None,
 ) -> None:
     record = session.scalar(
         select(VisitRecord).where(VisitRecord.participant_pk == person.id, VisitRecord.visit_id == visit_id)
@@ -180,8 +214,14 @@ def _store_values(
             "pass --reason TEXT to correct it"
         )
     if record is None:
-        record = VisitRecord(participant_pk=person.id, participant_id=person.participant_id, visit_id=visit_id,
-                             visit_date=visit_date, recorded_at=now_utc(), recorded_by=by)
+        record = VisitRecord(
+            participant_pk=person.id,
+            participant_id=person.participant_id,
+            visit_id=visit_id,
+            visit_date=visit_date,
+            recorded_at=now_utc(),
+            recorded_by=by,
+        )
         session.add(record)
         session.flush()
     else:
@@ -191,8 +231,15 @@ def _store_values(
         if name in existing:
             existing[name].value_text, existing[name].value_num = text, number
         else:
-            record.measurements.append(Measurement(participant_id=person.participant_id, visit_id=visit_id,
-                                                   measure_id=name, value_text=text, value_num=number))
+            record.measurements.append(
+                Measurement(
+                    participant_id=person.participant_id,
+                    visit_id=visit_id,
+                    measure_id=name,
+                    value_text=text,
+                    value_num=number,
+                )
+            )
     for name, row in existing.items():
         if name not in typed:
             session.delete(row)

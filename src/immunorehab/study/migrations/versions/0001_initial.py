@@ -150,5 +150,13 @@ def _install_immutability_triggers() -> None:
 
 
 def downgrade() -> None:
-    for name in ("audit_event", "measurement", "visit_record", "allocation", "participant", "app_user", "study"):
+    for name in (
+        "audit_event",
+        "measurement",
+        "visit_record",
+        "allocation",
+        "participant",
+        "app_user",
+        "study",
+    ):
         op.drop_table(name)
