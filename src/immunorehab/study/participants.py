@@ -130,11 +130,18 @@ def _eligibility(protocol: Protocol, values: Mapping[str, Any]) -> tuple[bool, s
 
 
 def _new_participant(
-    session: Session, protocol: Protocol, values: Mapping[str, Any], by: str, participant_id: str | None
+    session: Session,
+    protocol: Protocol,
+    values: Mapping[str, Any],
+    by: str,
+    participant_id: str | None,
+    *,
+    seq: int | None = None,
 ) -> Participant:
+    """Add one participant to the session (flushed with the rest of the transaction)."""
     site = values["site"]
     if participant_id is None:
-        seq = _next_seq(session, site)
+        seq = seq if seq is not None else _next_seq(session, site)
         participant_id = f"{site}-{seq:04d}"
     else:
         seq = int(participant_id.split("-")[1])
@@ -149,7 +156,6 @@ def _new_participant(
         **{k: values.get(k) for k in COVARIATES},
     )
     session.add(row)
-    session.flush()
     return row
 
 
@@ -241,9 +247,19 @@ def import_participants(
             prepared.append((values, pid))
         if problems:
             raise DataValidationError(f"{path}: nothing imported; {len(problems)} problem(s)", problems)
-        return [
-            _new_participant(session, protocol, values, by, pid).participant_id for values, pid in prepared
-        ]
+        # Assigned IDs continue after both the stored and the file's given IDs of each site.
+        next_seq = {s.code: _next_seq(session, s.code) for s in protocol.sites}
+        for pid in seen_ids:
+            site, seq = pid.split("-")
+            next_seq[site] = max(next_seq.get(site, 1), int(seq) + 1)
+        ids = []
+        for values, pid in prepared:
+            seq = None
+            if pid is None:
+                seq = next_seq[values["site"]]
+                next_seq[values["site"]] = seq + 1
+            ids.append(_new_participant(session, protocol, values, by, pid, seq=seq).participant_id)
+        return ids
 
 
 def _apply_maps(raw: dict[str, Any], maps: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
