@@ -250,15 +250,15 @@ def import_participants(
         # Assigned IDs continue after both the stored and the file's given IDs of each site.
         next_seq = {s.code: _next_seq(session, s.code) for s in protocol.sites}
         for pid in seen_ids:
-            site, seq = pid.split("-")
-            next_seq[site] = max(next_seq.get(site, 1), int(seq) + 1)
+            site, given = pid.split("-")
+            next_seq[site] = max(next_seq.get(site, 1), int(given) + 1)
         ids = []
         for values, pid in prepared:
-            seq = None
+            assigned: int | None = None
             if pid is None:
-                seq = next_seq[values["site"]]
-                next_seq[values["site"]] = seq + 1
-            ids.append(_new_participant(session, protocol, values, by, pid, seq=seq).participant_id)
+                assigned = next_seq[values["site"]]
+                next_seq[values["site"]] = assigned + 1
+            ids.append(_new_participant(session, protocol, values, by, pid, seq=assigned).participant_id)
         return ids
 
 
