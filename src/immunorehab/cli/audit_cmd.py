@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from immunorehab.cli.common import DbOpt, UserOpt, console, open_store, require_user
 from immunorehab.errors import IntegrityError
-from immunorehab.study.audit import audit_rows, format_changes, verify_audit_chain
+from immunorehab.study.audit import AuditRow, audit_rows, format_changes, verify_audit_chain
 from immunorehab.study.participants import get_participant
 from immunorehab.study.service import actor_of
 
@@ -32,29 +31,16 @@ def audit_command(
                 return
         pid = get_participant(session, participant_id).participant_id if participant_id else None
         rows = audit_rows(session, participant_id=pid, blinded=actor_of(session).blinded)
-    table = Table(
-        "#",
-        "when (UTC)",
-        "user",
-        "action",
-        "entity",
-        "key",
-        "changes",
-        "reason",
-        title=f"Audit trail{' of ' + pid if pid else ''}: {len(rows)} events",
-    )
-    for r in rows:
-        table.add_row(
-            str(r.id),
-            f"{r.at:%Y-%m-%d %H:%M:%S}",
-            r.user,
-            r.action,
-            r.entity,
-            r.entity_key,
-            format_changes(r.changes),
-            r.reason or "",
-        )
-    console.print(table)
+    console.print(f"Audit trail{' of ' + pid if pid else ''}: {len(rows)} events", style="bold")
+    for row in rows:
+        _print_event(row)
+
+
+def _print_event(r: AuditRow) -> None:
+    reason = f"  reason: {r.reason}" if r.reason else ""
+    head = f"#{r.id:<5} {r.at:%Y-%m-%d %H:%M:%S} UTC  {r.user:<12} {r.action:<6} {r.entity} {r.entity_key}"
+    console.print(head + reason, markup=False, highlight=False, soft_wrap=True)
+    console.print(f"       {format_changes(r.changes)}", markup=False, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

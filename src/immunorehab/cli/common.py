@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from typing import Annotated
 
 import typer
@@ -25,7 +26,8 @@ __all__ = [
     "require_user",
 ]
 
-console = Console()
+# Piped output (files, CI logs, tests) is not truncated to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 DbOpt = Annotated[
