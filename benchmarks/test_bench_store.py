@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from factories import person
 
+from factories import person
 from immunorehab.study.allocation import randomise, verify_allocations
 from immunorehab.study.participants import import_participants
 from immunorehab.study.randomisation import ArmSpec, permuted_block_arm
