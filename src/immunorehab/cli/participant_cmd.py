@@ -97,7 +97,7 @@ def participant_import(
         with store.read(who) as session:
             protocol = get_protocol(session)
         maps = {k: dict(v) for k, v in redcap_choice_codes(protocol).items()}
-        columns = list(read_table(file)[0]) if file.exists() else []
+        columns = [c for row in read_table(file)[:1] for c in row] if file.exists() else []
         ignore = {c for c in columns if c.startswith("redcap_") or c.endswith("_complete")}
         ignore |= {f"{v.id}_{m.id}" for v in protocol.visits for m in v.measures}
     ids = import_participants(store, by=who, path=file, ignore_columns=ignore, value_maps=maps)

@@ -123,5 +123,7 @@ def add_user(store: Store, *, by: str, username: str, role: str) -> None:
 
 
 def list_users(store: Store, *, by: str) -> list[tuple[str, str, bool]]:
+    """Every user with role and active flag (admin only: roles reveal who is unblinded)."""
     with store.read(by) as session:
+        session.info["actor"].require("admin", action="list users")
         return [(u.username, u.role, u.active) for u in session.scalars(select(AppUser).order_by(AppUser.id))]
