@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from immunorehab.errors import (
     AlreadyRandomised,
+    AnalysisError,
     ConfigError,
+    CytokineError,
+    CytometryError,
     DataValidationError,
     EligibilityError,
     ImmunorehabError,
@@ -14,6 +17,7 @@ from immunorehab.errors import (
     PermissionDenied,
     Problem,
     ProtocolError,
+    RehabError,
     StoreError,
     StudyError,
 )
@@ -22,6 +26,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlreadyRandomised",
+    "AnalysisError",
+    "CytokineError",
+    "CytometryError",
+    "RehabError",
     "ConfigError",
     "DataValidationError",
     "EligibilityError",

@@ -14,9 +14,14 @@ app translate exactly one root into a clear message and a non-zero exit::
     │   ├── EligibilityError     randomising someone ineligible/unconsented/withdrawn
     │   ├── AlreadyRandomised    a participant is randomised at most once
     │   └── IntegrityError       a hash chain is broken (tampering or corruption)
-    └── DataValidationError      imported rows / visit values invalid (carries every problem)
+    ├── DataValidationError      imported rows / visit values invalid (carries every problem)
+    ├── RehabError               rehabilitation programme, prescription, session log, progression
+    ├── CytometryError           FCS files, compensation, transforms, gating, panels, batches
+    ├── CytokineError            plates, standard curves, assay rules
+    └── AnalysisError            statistical analysis, reports, whole-study simulation
 
-Warnings derive from :class:`ImmunorehabWarning`.
+Warnings derive from :class:`ImmunorehabWarning`. Each capability section below may add
+subclasses of its root (keep them here: this module is the whole tree).
 
 Exceptions keep their structured context (``problems``) and stay picklable so that
 worker processes can send them back.
@@ -29,6 +34,10 @@ from dataclasses import dataclass
 
 __all__ = [
     "AlreadyRandomised",
+    "AnalysisError",
+    "CytokineError",
+    "CytometryError",
+    "RehabError",
     "ConfigError",
     "DataValidationError",
     "EligibilityError",
@@ -123,3 +132,31 @@ class AlreadyRandomised(StudyError):
 
 class IntegrityError(StudyError):
     """A hash chain (allocations or audit trail) does not verify."""
+
+
+# -- rehab --------------------------------------------------------------------------------
+
+
+class RehabError(ImmunorehabError):
+    """Root of rehabilitation errors: programme file, prescription, session log, progression."""
+
+
+# -- cytometry ----------------------------------------------------------------------------
+
+
+class CytometryError(ImmunorehabError):
+    """Root of flow-cytometry errors: FCS files, compensation, transforms, gating, batches."""
+
+
+# -- cytokines ----------------------------------------------------------------------------
+
+
+class CytokineError(ImmunorehabError):
+    """Root of cytokine-assay errors: plate maps, readings, standard curves, assay rules."""
+
+
+# -- analysis -----------------------------------------------------------------------------
+
+
+class AnalysisError(ImmunorehabError):
+    """Root of analysis errors: statistics, protocol-driven analyses, reports, simulation."""

@@ -26,14 +26,26 @@ def demo_command(
     ] = None,
 ) -> None:
     """Create a demo study in a fresh SQLite file, enrol, randomise and show the balance."""
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
 
     from immunorehab.study.demo import run_demo
 
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("Randomising", total=participants)
+        tasks: dict[str, TaskID] = {}
+
+        def step_progress(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = progress.add_task(label, total=total)
+            progress.update(tasks[label], completed=done, total=total)
+
         result = run_demo(
-            out, n=participants, seed=seed, protocol_path=protocol, on_progress=lambda: progress.advance(task)
+            out,
+            n=participants,
+            seed=seed,
+            protocol_path=protocol,
+            on_progress=lambda: progress.advance(task),
+            on_step_progress=step_progress,
         )
     _report(result)
 
@@ -52,6 +64,10 @@ def _report(result: DemoResult) -> None:
     )
     for path in result.exports:
         console.print(f"Exported {path}")
+    for name, lines in result.steps:
+        console.rule(name.rpartition(":")[2].replace("_", " "))
+        for line in lines:
+            console.print(line, soft_wrap=True)
     console.print(
         f"Try: immunorehab participant list --db sqlite:///{result.db_path} --user coord", soft_wrap=True
     )

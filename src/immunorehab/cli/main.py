@@ -16,11 +16,16 @@ import typer
 
 from immunorehab import __version__
 from immunorehab.cli import (
+    analysis_cmd,
     audit_cmd,
+    cytokines_cmd,
+    cytometry_cmd,
     demo_cmd,
     export_cmd,
     participant_cmd,
     randomise_cmd,
+    rehab_cmd,
+    simulate_cmd,
     study_cmd,
     visit_cmd,
 )
@@ -62,6 +67,11 @@ visit_cmd.register(app)
 audit_cmd.register(app)
 export_cmd.register(app)
 demo_cmd.register(app)
+rehab_cmd.register(app)
+cytometry_cmd.register(app)
+cytokines_cmd.register(app)
+analysis_cmd.register(app)
+simulate_cmd.register(app)
 
 
 def _debug(argv: Sequence[str]) -> bool:

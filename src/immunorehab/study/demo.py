@@ -24,13 +24,51 @@ from immunorehab.study.allocation import BalanceReport, allocation_balance, rand
 from immunorehab.study.audit import verify_audit_chain
 from immunorehab.study.export import participants_frame, visits_frame, write_frame
 from immunorehab.study.participants import import_participants, list_participants, withdraw_participant
-from immunorehab.study.protocol import Measure, load_protocol
+from immunorehab.study.protocol import Measure, Protocol, load_protocol
 from immunorehab.study.redcap import write_redcap_data_dictionary
 from immunorehab.study.service import add_user, create_study
 from immunorehab.study.store import Store
 from immunorehab.study.visits import record_visit, visit_statuses
 
-__all__ = ["DEMO_USERS", "DemoResult", "default_protocol_path", "run_demo"]
+__all__ = [
+    "DEMO_STEPS",
+    "DEMO_USERS",
+    "DemoContext",
+    "DemoResult",
+    "DemoStep",
+    "ProgressCallback",
+    "default_protocol_path",
+    "run_demo",
+]
+
+#: ``on_progress(task, done, total)``: a long step reports how far it is (the CLI draws a bar).
+ProgressCallback = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoContext:
+    """What a capability's demo step gets: the freshly built demo study and where to write.
+
+    ``randomised`` lists ``(participant_id, randomisation date)`` in randomisation order;
+    ``users`` maps demo user names to roles (``admin`` is the study admin).
+    """
+
+    store: Store
+    out: Path
+    seed: int
+    today: dt.date
+    protocol: Protocol
+    randomised: tuple[tuple[str, dt.date], ...]
+    users: dict[str, str]
+    on_progress: ProgressCallback | None = None
+
+
+#: A capability's demo step: does its work on the demo study and returns lines to print.
+DemoStep = Callable[[DemoContext], list[str]]
+
+#: Demo steps run in this order after enrolment and randomisation, as ``"module:function"``
+#: (imported lazily). Each capability appends its own step when it lands.
+DEMO_STEPS: list[str] = []
 
 DEMO_USERS = {
     "coord": "coordinator",
@@ -62,6 +100,7 @@ class DemoResult:
     today: dt.date
     visit_counts: dict[str, int]
     exports: list[Path]
+    steps: list[tuple[str, list[str]]]
 
 
 def _value(measure: Measure, rng: np.random.Generator, visit_date: dt.date) -> Any:
@@ -92,6 +131,7 @@ def run_demo(
     protocol_path: Path | None = None,
     today: dt.date | None = None,
     on_progress: Callable[[], None] | None = None,
+    on_step_progress: ProgressCallback | None = None,
 ) -> DemoResult:
     """Run the demo into folder ``out`` (its demo.db is recreated); return what happened."""
     today = today or dt.date.today()
@@ -156,6 +196,18 @@ def run_demo(
             )
             withdrawn += 1
 
+    context = DemoContext(
+        store=store,
+        out=out,
+        seed=seed,
+        today=today,
+        protocol=protocol,
+        randomised=tuple(randomised),
+        users={"admin": "admin", **DEMO_USERS},
+        on_progress=on_step_progress,
+    )
+    steps = [(name, _step(name)(context)) for name in DEMO_STEPS]
+
     alloc = verify_allocations(store, by="admin")
     audit_report = _audit(store)
     statuses = Counter(s.status for s in visit_statuses(store, by="coord", today=today))
@@ -184,7 +236,16 @@ def run_demo(
         today=today,
         visit_counts=dict(sorted(statuses.items())),
         exports=exports,
+        steps=steps,
     )
+
+
+def _step(name: str) -> DemoStep:
+    import importlib
+
+    module, _, func = name.partition(":")
+    step: DemoStep = getattr(importlib.import_module(module), func)
+    return step
 
 
 def _audit(store: Store) -> str:
