@@ -68,7 +68,9 @@ DemoStep = Callable[[DemoContext], list[str]]
 
 #: Demo steps run in this order after enrolment and randomisation, as ``"module:function"``
 #: (imported lazily). Each capability appends its own step when it lands.
-DEMO_STEPS: list[str] = []
+DEMO_STEPS: list[str] = [
+    "immunorehab.cytokines.demo:demo_cytokines",
+]
 
 DEMO_USERS = {
     "coord": "coordinator",
