@@ -1,0 +1,310 @@
+"""Linear mixed model for repeated measures over time (lme4 ``lmer`` equivalent).
+
+Model for subject i at occasion j::
+
+    y_ij = x_ij' b + u_0i + u_1i * t_ij + e_ij,   (u_0i, u_1i) ~ N(0, G),  e_ij ~ N(0, s^2)
+
+fitted by REML (default) or ML with statsmodels ``MixedLM``. Inference on the fixed effects
+uses t statistics with Satterthwaite degrees of freedom computed as R's lmerTest does: the
+variance of ``c'b`` as a function of the variance parameters, its gradient, and the inverse
+Hessian of the REML/ML deviance evaluated at the optimum.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from statsmodels.regression.mixed_linear_model import MixedLM
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+from immunorehab.analysis._validation import (
+    design_columns,
+    require_columns,
+    require_numeric,
+    require_probability,
+)
+from immunorehab.analysis.results import MixedModelResult
+from immunorehab.errors import AnalysisDataError, ModelFitError, SingularFitWarning
+
+__all__ = ["mixed_model"]
+
+_CTX = "mixed_model"
+_OPTIMIZERS: tuple[tuple[str, ...], ...] = (("lbfgs",), ("bfgs",), ("powell", "lbfgs"), ("nm", "lbfgs"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Blocks:
+    """Subjects grouped by number of observations, stacked for batched linear algebra."""
+
+    X: tuple[np.ndarray, ...]  # (g, n_i, p)
+    Z: tuple[np.ndarray, ...]  # (g, n_i, q)
+    y: tuple[np.ndarray, ...]  # (g, n_i)
+
+
+def _blocks(y: np.ndarray, X: np.ndarray, Z: np.ndarray, groups: np.ndarray) -> _Blocks:
+    order = np.argsort(groups, kind="stable")
+    g_sorted = groups[order]
+    starts = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
+    sizes = np.diff(np.r_[starts, len(g_sorted)])
+    xs, zs, ys = [], [], []
+    for size in np.unique(sizes):
+        idx = np.concatenate([order[s : s + size] for s in starts[sizes == size]]).reshape(-1, size)
+        xs.append(X[idx])
+        zs.append(Z[idx])
+        ys.append(y[idx])
+    return _Blocks(tuple(xs), tuple(zs), tuple(ys))
+
+
+def _unpack(theta: np.ndarray, q: int) -> tuple[np.ndarray, float]:
+    G = np.zeros((q, q))
+    G[np.tril_indices(q)] = theta[:-1]
+    G = G + np.tril(G, -1).T
+    return G, float(theta[-1])
+
+
+def _pieces(theta: np.ndarray, b: _Blocks) -> tuple[float, np.ndarray, np.ndarray, list[np.ndarray]]:
+    """log|V| summed, X'V^-1X, X'V^-1y and the per-block V^-1."""
+    q = b.Z[0].shape[2]
+    G, s2 = _unpack(theta, q)
+    logdet, xvx, xvy, vinv = 0.0, 0.0, 0.0, []
+    for X, Z, y in zip(b.X, b.Z, b.y, strict=True):
+        V = Z @ G @ np.swapaxes(Z, 1, 2) + s2 * np.eye(Z.shape[1])
+        sign, ld = np.linalg.slogdet(V)
+        if np.any(sign <= 0):
+            raise np.linalg.LinAlgError("V not positive definite")
+        Vi = np.linalg.inv(V)
+        logdet += float(ld.sum())
+        XtVi = np.swapaxes(X, 1, 2) @ Vi
+        xvx = xvx + (XtVi @ X).sum(axis=0)
+        xvy = xvy + np.einsum("gpn,gn->p", XtVi, y)
+        vinv.append(Vi)
+    return logdet, np.asarray(xvx), np.asarray(xvy), vinv
+
+
+def _deviance(theta: np.ndarray, b: _Blocks, reml: bool) -> float:
+    """-2 log-likelihood (REML or ML) without the 2*pi constant."""
+    try:
+        logdet, xvx, xvy, vinv = _pieces(theta, b)
+    except np.linalg.LinAlgError:
+        return np.inf
+    beta = np.linalg.solve(xvx, xvy)
+    quad = 0.0
+    for X, y, Vi in zip(b.X, b.y, vinv, strict=True):
+        r = y - X @ beta
+        quad += float(np.einsum("gn,gnm,gm->", r, Vi, r))
+    dev = logdet + quad
+    if reml:
+        dev += float(np.linalg.slogdet(xvx)[1])
+    return dev
+
+
+def _hessian(f: object, x: np.ndarray) -> np.ndarray:
+    """Central-difference Hessian of a scalar function."""
+    fun = f  # callable[[ndarray], float]
+    k = len(x)
+    h = 1e-4 * np.maximum(np.abs(x), 1e-2)
+    H = np.empty((k, k))
+    f0 = fun(x)  # type: ignore[operator]
+    for i in range(k):
+        ei = np.zeros(k)
+        ei[i] = h[i]
+        H[i, i] = (fun(x + ei) - 2 * f0 + fun(x - ei)) / h[i] ** 2  # type: ignore[operator]
+        for j in range(i):
+            ej = np.zeros(k)
+            ej[j] = h[j]
+            val = fun(x + ei + ej) - fun(x + ei - ej) - fun(x - ei + ej) + fun(x - ei - ej)  # type: ignore[operator]
+            H[i, j] = H[j, i] = val / (4 * h[i] * h[j])
+    return H
+
+
+def _satterthwaite(theta: np.ndarray, b: _Blocks, reml: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Covariance of the fixed effects and Satterthwaite df for each coefficient."""
+    q = b.Z[0].shape[2]
+    _, xvx, _, vinv = _pieces(theta, b)
+    phi = np.linalg.inv(xvx)
+    k = len(theta)
+    dphi = []
+    for r in range(k):
+        e = np.zeros(k)
+        e[r] = 1.0
+        dG, ds2 = _unpack(e, q)
+        acc = 0.0
+        for X, Z, Vi in zip(b.X, b.Z, vinv, strict=True):
+            dV = Z @ dG @ np.swapaxes(Z, 1, 2) + ds2 * np.eye(Z.shape[1])
+            XtVi = np.swapaxes(X, 1, 2) @ Vi
+            acc = acc + (XtVi @ dV @ np.swapaxes(XtVi, 1, 2)).sum(axis=0)
+        dphi.append(phi @ acc @ phi)  # d Phi / d theta_r
+    H = _hessian(lambda t: _deviance(t, b, reml), theta)
+    A = 2.0 * np.linalg.inv(H)
+    df = np.empty(phi.shape[0])
+    for j in range(phi.shape[0]):
+        g = np.array([d[j, j] for d in dphi])
+        df[j] = 2.0 * phi[j, j] ** 2 / float(g @ A @ g)
+    return phi, df
+
+
+def _fit_statsmodels(model: MixedLM, reml: bool) -> tuple[Any, str, list[str]]:
+    """Try optimizers in turn; keep the best converged fit without convergence warnings."""
+    best: tuple[float, Any, str, list[str]] | None = None
+    for methods in _OPTIMIZERS:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                res = model.fit(reml=reml, method=list(methods))
+            except (np.linalg.LinAlgError, ValueError):
+                continue
+        messages = [str(w.message) for w in caught]
+        if any(
+            issubclass(w.category, ConvergenceWarning) and "boundary" not in str(w.message) for w in caught
+        ):
+            if not getattr(res, "converged", False):
+                continue
+        if not getattr(res, "converged", False) or not np.isfinite(res.llf):
+            continue
+        if best is not None and abs(res.llf - best[0]) < 1e-6:
+            break  # two optimizers agree on the optimum
+        if best is None or res.llf > best[0] + 1e-8:
+            best = (float(res.llf), res, "+".join(methods), messages)
+    if best is None:
+        raise ModelFitError(
+            f"{_CTX}: the mixed model did not converge with any optimizer "
+            f"({', '.join('+'.join(m) for m in _OPTIMIZERS)}). "
+            "Try: 1) random_slope=False; 2) rescale time (e.g. weeks instead of days); "
+            "3) check that subjects have at least two observations."
+        )
+    return best[1], best[2], best[3]
+
+
+def mixed_model(
+    data: pd.DataFrame,
+    *,
+    outcome: str,
+    time: str,
+    subject: str,
+    covariates: Sequence[str] = (),
+    random_slope: bool = True,
+    reml: bool = True,
+    conf_level: float = 0.95,
+) -> MixedModelResult:
+    """Fit ``outcome ~ time + covariates + (1 + time | subject)`` (lme4 notation).
+
+    Parameters
+    ----------
+    data : DataFrame
+        Long format: one row per subject and occasion.
+    outcome : str
+        Measured value (any unit).
+    time : str
+        Numeric time of the occasion (e.g. days or months since baseline).
+    subject : str
+        Participant identifier.
+    covariates : sequence of str
+        Further fixed effects (numeric or categorical).
+    random_slope : bool
+        Random slope of time per subject (correlated with the random intercept).
+    reml : bool
+        REML (default, as lme4) or maximum likelihood.
+    conf_level : float
+        Level of the Satterthwaite t intervals.
+
+    Returns
+    -------
+    MixedModelResult
+
+    Raises
+    ------
+    AnalysisDataError
+        Missing/non-numeric columns or too few subjects.
+    ModelFitError
+        No optimizer reached a converged optimum.
+    """
+    level = require_probability(conf_level, "conf_level")
+    covariates = tuple(covariates)
+    require_columns(data, (outcome, time, subject, *covariates), context=_CTX)
+    y_all = require_numeric(data, outcome, context=_CTX)
+    t_all = require_numeric(data, time, context=_CTX)
+    cov = design_columns(data, covariates, context=_CTX)
+    X_df = pd.concat([pd.DataFrame({"(Intercept)": 1.0, time: t_all}, index=data.index), cov], axis=1)
+    keep = np.isfinite(y_all) & X_df.notna().all(axis=1).to_numpy() & data[subject].notna().to_numpy()
+    X_df = X_df.loc[keep]
+    y = y_all[keep]
+    groups = pd.factorize(data.loc[keep, subject])[0]
+    n_groups = int(groups.max()) + 1 if len(groups) else 0
+    if n_groups < 3:
+        raise AnalysisDataError(f"{_CTX}: need at least 3 subjects with data, found {n_groups}.")
+    X = X_df.to_numpy()
+    Z = X[:, :2] if random_slope else X[:, :1]
+    model = MixedLM(y, X, groups=groups, exog_re=Z)
+    res, optimizer, messages = _fit_statsmodels(model, reml)
+    q = Z.shape[1]
+    G = np.asarray(res.cov_re)
+    s2 = float(res.scale)
+    theta = np.r_[G[np.tril_indices(q)], s2]
+    blocks = _blocks(y, X, Z, groups)
+    phi, df = _satterthwaite(theta, blocks, reml)
+    table = _fixed_table(list(X_df.columns), np.asarray(res.fe_params), phi, df, level)
+    re = _random_table(G, [str(c) for c in X_df.columns[:q]], subject)
+    if any("singular" in m or "boundary" in m for m in messages) or np.any(np.diag(G) < 1e-8 * s2):
+        warnings.warn(
+            f"{_CTX}: boundary (singular) fit: a random-effect variance is ~0 or the correlation is +/-1; "
+            "consider random_slope=False.",
+            SingularFitWarning,
+            stacklevel=2,
+        )
+    llf = float(res.llf)
+    n_par = X.shape[1] + len(theta)
+    return MixedModelResult(
+        table=table,
+        random_effects=re,
+        residual_sd=float(np.sqrt(s2)),
+        log_likelihood=llf,
+        reml_criterion=-2.0 * llf if reml else None,
+        aic=-2.0 * llf + 2 * n_par,
+        bic=-2.0 * llf + n_par * float(np.log(len(y))),
+        n_obs=int(len(y)),
+        n_groups=n_groups,
+        reml=reml,
+        random_slope=random_slope,
+        outcome=outcome,
+        time=time,
+        subject=subject,
+        optimizer=optimizer,
+        conf_level=level,
+    )
+
+
+def _fixed_table(
+    terms: list[str], beta: np.ndarray, phi: np.ndarray, df: np.ndarray, level: float
+) -> pd.DataFrame:
+    se = np.sqrt(np.diag(phi))
+    tval = beta / se
+    qt = stats.t.ppf(0.5 + level / 2, df)
+    return pd.DataFrame(
+        {
+            "term": terms,
+            "estimate": beta,
+            "se": se,
+            "df": df,
+            "t_value": tval,
+            "ci_low": beta - qt * se,
+            "ci_high": beta + qt * se,
+            "p_value": 2 * stats.t.sf(np.abs(tval), df),
+        }
+    )
+
+
+def _random_table(G: np.ndarray, names: list[str], subject: str) -> pd.DataFrame:
+    sd = np.sqrt(np.clip(np.diag(G), 0, None))
+    rows = []
+    for i, name in enumerate(names):
+        corr = float(G[i, 0] / (sd[i] * sd[0])) if i > 0 and sd[i] * sd[0] > 0 else np.nan
+        rows.append(
+            {"group": subject, "term": name, "variance": float(G[i, i]), "sd": float(sd[i]), "corr": corr}
+        )
+    return pd.DataFrame(rows)
