@@ -78,7 +78,7 @@ def plot_standard_curve(result: PlateResult, analyte: str, path: str | os.PathLi
     ax.set_ylabel("signal")
     status = "" if curve.ok else f" — FAILED: {curve.reason}"
     ax.set_title(f"{result.plate_id}: {analyte}{status}", fontsize=10)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="lower right")
     return save_figure(fig, path)
 
 

@@ -57,8 +57,8 @@ class AnalyteSim:
 
     @property
     def c(self) -> float:
-        """Inflection concentration: about 1/20 of the top standard."""
-        return self.top_standard / 20.0
+        """Inflection concentration: about 1/6 of the top standard."""
+        return self.top_standard / 6.0
 
     def signal(self, conc: np.ndarray) -> np.ndarray:
         x = np.asarray(conc, dtype=float)
