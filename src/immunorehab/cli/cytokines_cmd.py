@@ -275,8 +275,9 @@ def profile_command(
         )
     console.print(table)
     flagged = persist[persist["persistently_elevated"]]
+    n_late = int((persist["late_visits"] != "").sum())
     console.print(
-        f"Persistently elevated from day {from_day}: {len(flagged)} of {int((persist['late_visits'] != '').sum())} "
+        f"Persistently elevated from day {from_day}: {len(flagged)} of {n_late} "
         f"participants with late visits: {', '.join(flagged['participant']) or '-'}"
     )
     if out is not None:

@@ -25,7 +25,13 @@ from immunorehab.cytokines.profile import (
     load_reference,
     persistently_elevated,
 )
-from immunorehab.cytokines.qc import bridge_normalise, bridging_factors, inter_plate_cv, levey_jennings, westgard
+from immunorehab.cytokines.qc import (
+    bridge_normalise,
+    bridging_factors,
+    inter_plate_cv,
+    levey_jennings,
+    westgard,
+)
 
 __all__ = [
     "AssayConfig",
