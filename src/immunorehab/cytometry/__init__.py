@@ -1,1 +1,65 @@
-"""immunorehab.cytometry."""
+"""Flow cytometry: FCS files to gated T-cell and NK subsets.
+
+Core (reading, compensation, transforms, gates, gating engine, Gating-ML 2.0, FlowJo workspaces)::
+
+    from immunorehab.cytometry import read_fcs, GatingStrategy
+    sample = read_fcs("tube1.fcs")
+    strategy = GatingStrategy.from_gatingml("tcell-memory.xml")
+    results = strategy.gate(sample)
+    results.counts()          # gate, parent, count, pct_parent, pct_total
+"""
+
+from .compensation import Spillover, compensate
+from .gates import (
+    BooleanGate,
+    Dimension,
+    Divider,
+    EllipsoidGate,
+    Gate,
+    PolygonGate,
+    Quadrant,
+    QuadrantGate,
+    RectangleGate,
+)
+from .io_fcs import DataOffsetFix, count_datasets, read_fcs
+from .results import GatingResults
+from .sample import Sample
+from .strategy import GatingStrategy
+from .transforms import (
+    AsinhTransform,
+    FlowJoBiexTransform,
+    HyperlogTransform,
+    LinearTransform,
+    LogicleTransform,
+    LogTransform,
+    RatioTransform,
+    Transform,
+)
+
+__all__ = [
+    "AsinhTransform",
+    "BooleanGate",
+    "DataOffsetFix",
+    "Dimension",
+    "Divider",
+    "EllipsoidGate",
+    "FlowJoBiexTransform",
+    "Gate",
+    "GatingResults",
+    "GatingStrategy",
+    "HyperlogTransform",
+    "LinearTransform",
+    "LogTransform",
+    "LogicleTransform",
+    "PolygonGate",
+    "Quadrant",
+    "QuadrantGate",
+    "RatioTransform",
+    "RectangleGate",
+    "Sample",
+    "Spillover",
+    "Transform",
+    "compensate",
+    "count_datasets",
+    "read_fcs",
+]

@@ -1,0 +1,342 @@
+"""Evaluation of a gating strategy on a sample.
+
+Design (what makes it fast and lean on a 1,000,000-event file):
+
+* every distinct ``(channel, compensation, transform)`` column is computed once and shared by all gates
+  that use it, and released after its last use;
+* only the channels that gates use are compensated, in one blocked matrix product per spillover matrix;
+* logicle/hyperlog on large arrays use the table-driven path of :mod:`._fastlogicle`;
+* a gate whose parent holds a minority of events is evaluated on the parent's events only;
+* memberships are boolean arrays; no pandas in the hot path.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+from flowutils import gating as fu_gating
+
+from immunorehab.errors import CytometryError, GateError
+
+from .compensation import Spillover, compensation_operator
+from .gates import (
+    FCS,
+    UNCOMPENSATED,
+    BooleanGate,
+    Dimension,
+    EllipsoidGate,
+    Gate,
+    PolygonGate,
+    QuadrantGate,
+    RectangleGate,
+)
+from .results import BoolArray, GatingResults
+from .sample import Sample
+from .strategy import GatingStrategy, ProgressCallback
+from .transforms import RatioTransform
+
+__all__ = ["EventValues", "gate_sample", "evaluate_gate"]
+
+FloatArray = npt.NDArray[np.float64]
+BaseKey = tuple[str, str]  # (channel, compensation)
+_BLOCK_ROWS = 1 << 16
+_SUBSET_FRACTION = 0.5
+
+
+class EventValues:
+    """Compensated and transformed event values of one sample, computed on demand and cached.
+
+    Parameters
+    ----------
+    strategy : GatingStrategy
+        Supplies transforms and spillover matrices by id.
+    sample : Sample
+        The events.
+    """
+
+    def __init__(self, strategy: GatingStrategy, sample: Sample) -> None:
+        self.strategy = strategy
+        self.sample = sample
+        self.notes: list[str] = []
+        self._columns: dict[Dimension, FloatArray] = {}
+        self._bases: dict[BaseKey, FloatArray] = {}
+        self._base_uses: Counter[BaseKey] = Counter()
+        self._column_uses: Counter[Dimension] = Counter()
+        self._wanted: dict[str, set[str]] = {}
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def plan(self, gates: Sequence[Gate]) -> None:
+        """Count uses so that columns are released after their last gate, and batch compensation."""
+        for gate in gates:
+            for dim in gate.dimensions:
+                self._column_uses[dim] += 1
+        for dim in self._column_uses:
+            for key in self._base_keys(dim):
+                self._base_uses[key] += 1
+                if key[1] != UNCOMPENSATED:
+                    self._wanted.setdefault(key[1], set()).add(key[0])
+
+    def _base_keys(self, dim: Dimension) -> list[BaseKey]:
+        if dim.kind == "ratio":
+            ratio = self.strategy.transforms[dim.channel]
+            assert isinstance(ratio, RatioTransform)
+            return [(ratio.numerator, dim.compensation), (ratio.denominator, dim.compensation)]
+        return [(dim.channel, dim.compensation)]
+
+    def release(self, gate: Gate) -> None:
+        """Forget columns that no later gate uses (keeps peak memory low)."""
+        for dim in gate.dimensions:
+            self._column_uses[dim] -= 1
+            if self._column_uses[dim] <= 0:
+                self._columns.pop(dim, None)
+                for key in self._base_keys(dim):
+                    self._base_uses[key] -= 1
+                    if self._base_uses[key] <= 0:
+                        self._bases.pop(key, None)
+
+    # -- values -------------------------------------------------------------------------------
+
+    def column(self, dim: Dimension) -> FloatArray:
+        """Values of one dimension for every event (compensated, then transformed)."""
+        cached = self._columns.get(dim)
+        if cached is not None:
+            return cached
+        if dim.kind == "ratio":
+            ratio = self.strategy.transforms[dim.channel]
+            assert isinstance(ratio, RatioTransform)
+            base = ratio.apply_pair(
+                self.base(ratio.numerator, dim.compensation), self.base(ratio.denominator, dim.compensation)
+            )
+        else:
+            base = self.base(dim.channel, dim.compensation)
+        if dim.transform is not None:
+            xf = self.strategy.transforms[dim.transform]
+            if isinstance(xf, RatioTransform):
+                raise GateError(
+                    f"Dimension {dim}: transform {dim.transform!r} is a ratio, not a scale transform."
+                )
+            base = xf.apply(base)
+        base.setflags(write=False)
+        if self._column_uses[dim] > 0:
+            self._columns[dim] = base
+        return base
+
+    def base(self, channel: str, compensation: str) -> FloatArray:
+        """Channel-to-scale values of ``channel``, compensated as asked (not transformed)."""
+        key = (channel, compensation)
+        cached = self._bases.get(key)
+        if cached is not None:
+            return cached
+        spill = self._spillover(compensation)
+        if spill is None or channel not in spill.fluorochromes:
+            values = self._scaled(channel)
+        else:
+            wanted = self._wanted.get(compensation, set()) | {channel}
+            self._compensate_block(compensation, spill, sorted(wanted))
+            values = self._bases.pop(key) if self._base_uses[key] <= 0 else self._bases[key]
+        if self._base_uses[key] > 0:
+            self._bases[key] = values
+        return values
+
+    def _scaled(self, channel: str) -> FloatArray:
+        try:
+            index = self.sample.channel_index(channel)
+        except CytometryError as exc:
+            raise GateError(f"Cannot gate sample {self.sample.name!r}: {exc}") from None
+        return self.sample.scaled_column(index)
+
+    def _spillover(self, compensation: str) -> Spillover | None:
+        if compensation == UNCOMPENSATED:
+            return None
+        if compensation == FCS:
+            if self.sample.spillover is None:
+                note = (
+                    f"compensation 'FCS' requested but {self.sample.name!r} has no $SPILLOVER/$SPILL; "
+                    "values were left uncompensated"
+                )
+                if note not in self.notes:
+                    self.notes.append(note)
+            return self.sample.spillover
+        return self.strategy.spillovers[compensation]
+
+    def _compensate_block(self, compensation: str, spill: Spillover, fluorochromes: list[str]) -> None:
+        """Compensate the wanted fluorochromes in row blocks (no full-size temporary matrices)."""
+        try:
+            cols, unmix = compensation_operator(self.sample.channels, spill)
+        except CytometryError as exc:
+            raise GateError(f"Cannot compensate sample {self.sample.name!r}: {exc}") from None
+        targets = [
+            f for f in fluorochromes if f in spill.fluorochromes and (f, compensation) not in self._bases
+        ]
+        if not targets:
+            return
+        which = [spill.fluorochromes.index(f) for f in targets]
+        op = np.ascontiguousarray(unmix[:, which])
+        block = self._block_reader(cols)
+        n = self.sample.n_events
+        out = np.empty((len(targets), n), dtype=np.float64)
+        for start in range(0, n, _BLOCK_ROWS):
+            stop = min(start + _BLOCK_ROWS, n)
+            out[:, start:stop] = (block(slice(start, stop)) @ op).T
+        for k, f in enumerate(targets):
+            self._bases[(f, compensation)] = out[k]
+
+    def _block_reader(self, cols: list[int]) -> Callable[[slice], FloatArray]:
+        """Function giving scaled values of the detector columns for a block of rows."""
+        sample = self.sample
+        if all(sample.column_is_unscaled(c) for c in cols):
+            raw = sample.raw
+            if cols == list(range(cols[0], cols[0] + len(cols))):
+                first, last = cols[0], cols[0] + len(cols)
+                return lambda rows: raw[rows, first:last]
+            return lambda rows: raw[rows][:, cols]
+        scaled = np.column_stack([sample.scaled_column(c) for c in cols])
+        return lambda rows: scaled[rows]
+
+
+def _finite_rows(columns: Sequence[FloatArray]) -> BoolArray:
+    ok = np.isfinite(columns[0])
+    for col in columns[1:]:
+        ok &= np.isfinite(col)
+    return ok
+
+
+def evaluate_gate(gate: Gate, columns: Sequence[FloatArray]) -> BoolArray:
+    """Membership of events (rows of ``columns``) in one geometric gate, ignoring its parent."""
+    if isinstance(gate, RectangleGate):
+        mask = np.ones(columns[0].shape[0], dtype=bool)
+        for col, lo, hi in zip(columns, gate.minimums, gate.maximums, strict=True):
+            if lo is not None:
+                mask &= col >= lo
+            if hi is not None:
+                mask &= col < hi
+        return mask
+    if isinstance(gate, PolygonGate):
+        points = np.column_stack(columns)
+        ok = _finite_rows(columns)
+        inside = np.asarray(
+            fu_gating.points_in_polygon(np.array(gate.vertices, dtype=np.float64), points), dtype=bool
+        )
+        return inside & ok
+    if isinstance(gate, EllipsoidGate):
+        points = np.column_stack(columns)
+        inside = fu_gating.points_in_ellipsoid(
+            np.array(gate.covariance, dtype=np.float64),
+            np.array(gate.mean, dtype=np.float64),
+            gate.distance_square,
+            points,
+        )
+        return np.asarray(inside, dtype=bool)
+    raise GateError(f"Gate {gate.id!r} of type {type(gate).__name__} is not a single-region geometric gate.")
+
+
+def evaluate_quadrants(gate: QuadrantGate, columns: Sequence[FloatArray]) -> dict[str, BoolArray]:
+    """Membership in each quadrant of a quadrant gate (rows of ``columns``), ignoring the parent."""
+    intervals = []
+    for divider, col in zip(gate.dividers, columns, strict=True):
+        idx = np.searchsorted(np.asarray(divider.values), col, side="right")
+        idx[np.isnan(col)] = -1
+        intervals.append(idx)
+    out: dict[str, BoolArray] = {}
+    for quadrant in gate.quadrants:
+        mask = np.ones(columns[0].shape[0], dtype=bool)
+        for divider_id, location in quadrant.positions:
+            k = gate.divider_index(divider_id)
+            mask &= intervals[k] == gate.dividers[k].interval(location)
+        out[quadrant.id] = mask
+    return out
+
+
+def _boolean(gate: BooleanGate, membership: dict[str, BoolArray]) -> BoolArray:
+    masks = [~membership[ref] if complement else membership[ref] for ref, complement in gate.operands]
+    if gate.op == "not":
+        return ~masks[0]
+    result = masks[0].copy()
+    for m in masks[1:]:
+        if gate.op == "and":
+            result &= m
+        else:
+            result |= m
+    return result
+
+
+def _geometric(gate: Gate, values: EventValues, parent: BoolArray | None) -> dict[str, BoolArray]:
+    """Membership of a geometric gate (or each quadrant), restricted to the parent's events."""
+    columns = [values.column(dim) for dim in gate.dimensions]
+    n = values.sample.n_events
+    rows: npt.NDArray[np.intp] | None = None
+    if parent is not None and np.count_nonzero(parent) < _SUBSET_FRACTION * n:
+        rows = np.flatnonzero(parent)
+        columns = [c[rows] for c in columns]
+    if isinstance(gate, QuadrantGate):
+        local = evaluate_quadrants(gate, columns)
+    else:
+        local = {gate.id: evaluate_gate(gate, columns)}
+    out: dict[str, BoolArray] = {}
+    for gid, mask in local.items():
+        if rows is not None:
+            full = np.zeros(n, dtype=bool)
+            full[rows] = mask
+            out[gid] = full
+        elif parent is not None:
+            out[gid] = mask & parent
+        else:
+            out[gid] = mask
+    return out
+
+
+def gate_sample(
+    strategy: GatingStrategy, sample: Sample, *, on_progress: ProgressCallback | None = None
+) -> GatingResults:
+    """Evaluate every gate of ``strategy`` on ``sample``.
+
+    Parameters
+    ----------
+    strategy : GatingStrategy
+        Gates, transforms and spillover matrices.
+    sample : Sample
+        Events to gate (channel-to-scale values are used).
+    on_progress : callable, optional
+        ``on_progress(task, done, total)`` after each gate.
+
+    Returns
+    -------
+    GatingResults
+        Absolute membership (parents included) of every population.
+
+    Raises
+    ------
+    GateError
+        A gate uses a channel the sample does not have, or a spillover matrix whose detectors are missing.
+    """
+    values = EventValues(strategy, sample)
+    gates = strategy.gates
+    values.plan(gates)
+    membership: dict[str, BoolArray] = {}
+    parents: dict[str, str | None] = {}
+    for done, gate in enumerate(gates, start=1):
+        parent = None if gate.parent is None else membership[gate.parent]
+        if isinstance(gate, BooleanGate):
+            mask = _boolean(gate, membership)
+            new = {gate.id: mask if parent is None else mask & parent}
+        else:
+            new = _geometric(gate, values, parent)
+        for gid, mask in new.items():
+            membership[gid] = mask
+            parents[gid] = gate.parent
+        values.release(gate)
+        if on_progress is not None:
+            on_progress(f"gating {sample.name}", done, len(gates))
+    return GatingResults(
+        sample_name=sample.name,
+        n_events=sample.n_events,
+        membership=membership,
+        parents=parents,
+        order=strategy.gate_ids,
+        strategy_sha256=strategy.sha256,
+        notes=values.notes,
+    )
