@@ -146,7 +146,8 @@ class EventValues:
         try:
             index = self.sample.channel_index(channel)
         except CytometryError as exc:
-            raise GateError(f"Cannot gate sample {self.sample.name!r}: {exc}") from None
+            where = f" ({self.sample.path})" if self.sample.path else ""
+            raise GateError(f"cannot gate sample {self.sample.name!r}{where}: {exc}") from None
         return self.sample.scaled_column(index)
 
     def _spillover(self, compensation: str) -> Spillover | None:
@@ -168,7 +169,7 @@ class EventValues:
         try:
             cols, unmix = compensation_operator(self.sample.channels, spill)
         except CytometryError as exc:
-            raise GateError(f"Cannot compensate sample {self.sample.name!r}: {exc}") from None
+            raise GateError(f"cannot compensate sample {self.sample.name!r}: {exc}") from None
         targets = [
             f for f in fluorochromes if f in spill.fluorochromes and (f, compensation) not in self._bases
         ]
@@ -266,7 +267,11 @@ def _boolean(gate: BooleanGate, membership: dict[str, BoolArray]) -> BoolArray:
 
 def _geometric(gate: Gate, values: EventValues, parent: BoolArray | None) -> dict[str, BoolArray]:
     """Membership of a geometric gate (or each quadrant), restricted to the parent's events."""
-    columns = [values.column(dim) for dim in gate.dimensions]
+    try:
+        columns = [values.column(dim) for dim in gate.dimensions]
+    except GateError as exc:
+        source = values.strategy.source
+        raise GateError(f"Gate {gate.id!r}{f' of {source}' if source else ''}: {exc}") from None
     n = values.sample.n_events
     rows: npt.NDArray[np.intp] | None = None
     if parent is not None and np.count_nonzero(parent) < _SUBSET_FRACTION * n:

@@ -43,6 +43,8 @@ class GatingStrategy:
         Transforms by id, referred to by ``Dimension.transform`` (and ratio dimensions).
     spillovers : Mapping[str, Spillover], optional
         Spillover matrices by id, referred to by ``Dimension.compensation``.
+    source : str, optional
+        Where the strategy came from (a file path); named in error messages.
 
     Raises
     ------
@@ -51,14 +53,17 @@ class GatingStrategy:
         lists every problem.
     """
 
-    __slots__ = ("_gates", "_order", "_by_id", "_owner", "transforms", "spillovers", "_sha")
+    __slots__ = ("_gates", "_order", "_by_id", "_owner", "transforms", "spillovers", "source", "_sha")
 
     def __init__(
         self,
         gates: Iterable[Gate],
         transforms: Mapping[str, Transform] | None = None,
         spillovers: Mapping[str, Spillover] | None = None,
+        *,
+        source: str | None = None,
     ) -> None:
+        self.source = source
         self._gates: tuple[Gate, ...] = tuple(gates)
         self.transforms: Mapping[str, Transform] = MappingProxyType(dict(transforms or {}))
         self.spillovers: Mapping[str, Spillover] = MappingProxyType(dict(spillovers or {}))
@@ -66,11 +71,18 @@ class GatingStrategy:
         problems = self._index()
         problems += self._check_references()
         if problems:
-            raise GateError("Invalid gating strategy:\n" + "\n".join(f"  - {p}" for p in problems))
+            raise GateError(
+                f"Invalid gating strategy{self._from()}:\n" + "\n".join(f"  - {p}" for p in problems)
+            )
         order, cycle_problems = self._topological_order()
         if cycle_problems:
-            raise GateError("Invalid gating strategy:\n" + "\n".join(f"  - {p}" for p in cycle_problems))
+            raise GateError(
+                f"Invalid gating strategy{self._from()}:\n" + "\n".join(f"  - {p}" for p in cycle_problems)
+            )
         self._order = order
+
+    def _from(self) -> str:
+        return f" ({self.source})" if self.source else ""
 
     # -- construction helpers -----------------------------------------------------------------
 
@@ -219,11 +231,13 @@ class GatingStrategy:
         if new_gate.id not in self._by_id:
             raise GateError(f"Cannot replace gate {new_gate.id!r}: no gate with that id in the strategy.")
         gates = [new_gate if g.id == new_gate.id else g for g in self._gates]
-        return GatingStrategy(gates, self.transforms, self.spillovers)
+        return GatingStrategy(gates, self.transforms, self.spillovers, source=self.source)
 
     def with_gates(self, *gates: Gate) -> GatingStrategy:
         """A new strategy with ``gates`` added (ids must be new)."""
-        return GatingStrategy(self._gates + tuple(gates), self.transforms, self.spillovers)
+        return GatingStrategy(
+            self._gates + tuple(gates), self.transforms, self.spillovers, source=self.source
+        )
 
     def dimensions_used(self) -> tuple[Dimension, ...]:
         """Every distinct dimension the gates are drawn on, in evaluation order."""
