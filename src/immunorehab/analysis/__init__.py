@@ -11,7 +11,7 @@ repeated visits           :func:`mmrm` (unstructured, Kenward-Roger), :func:`mix
 missing data              :func:`ancova_mi` (MICE + Rubin), :func:`completers_ancova`
 many outcomes             :func:`adjust_family`, :func:`adjust_pvalues` (BH, Holm, ...)
 effect sizes              :func:`cohens_d`, :func:`hedges_g`, :func:`standardised_difference`
-time to normalisation     :func:`kaplan_meier`, :func:`log_rank`, :func:`cox`
+time to normalisation     :func:`kaplan_meier`, :func:`survival_at`, :func:`log_rank`, :func:`cox`
 prevalence                :func:`prevalence_by_visit`, :func:`wilson_ci`
 planning the next trial   :func:`power_t_test`, :func:`power_ancova`, :func:`simulated_power`
 figures                   :func:`forest_plot`, :func:`km_plot`
@@ -41,7 +41,7 @@ from immunorehab.analysis.results import (
     PrevalenceResult,
     SimulatedPowerResult,
 )
-from immunorehab.analysis.survival import cox, kaplan_meier, log_rank
+from immunorehab.analysis.survival import cox, kaplan_meier, log_rank, survival_at
 
 __all__ = [
     "AncovaResult",
@@ -79,5 +79,6 @@ __all__ = [
     "rubin_pool",
     "simulated_power",
     "standardised_difference",
+    "survival_at",
     "wilson_ci",
 ]

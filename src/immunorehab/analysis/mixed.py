@@ -13,13 +13,13 @@ Hessian of the REML/ML deviance evaluated at the optimum.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 from statsmodels.regression.mixed_linear_model import MixedLM
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
@@ -104,23 +104,53 @@ def _deviance(theta: np.ndarray, b: _Blocks, reml: bool) -> float:
     return dev
 
 
-def _hessian(f: object, x: np.ndarray) -> np.ndarray:
-    """Central-difference Hessian of a scalar function."""
-    fun = f  # callable[[ndarray], float]
-    k = len(x)
-    h = 1e-4 * np.maximum(np.abs(x), 1e-2)
-    H = np.empty((k, k))
-    f0 = fun(x)  # type: ignore[operator]
-    for i in range(k):
-        ei = np.zeros(k)
-        ei[i] = h[i]
-        H[i, i] = (fun(x + ei) - 2 * f0 + fun(x - ei)) / h[i] ** 2  # type: ignore[operator]
-        for j in range(i):
-            ej = np.zeros(k)
-            ej[j] = h[j]
-            val = fun(x + ei + ej) - fun(x + ei - ej) - fun(x - ei + ej) + fun(x - ei - ej)  # type: ignore[operator]
-            H[i, j] = H[j, i] = val / (4 * h[i] * h[j])
-    return H
+def _hessian(fun: Callable[[np.ndarray], float], x: np.ndarray) -> np.ndarray:
+    """Hessian by central differences with one Richardson extrapolation step (as numDeriv)."""
+
+    def central(h: np.ndarray) -> np.ndarray:
+        k = len(x)
+        H = np.empty((k, k))
+        f0 = fun(x)
+        for i in range(k):
+            ei = np.zeros(k)
+            ei[i] = h[i]
+            H[i, i] = (fun(x + ei) - 2 * f0 + fun(x - ei)) / h[i] ** 2
+            for j in range(i):
+                ej = np.zeros(k)
+                ej[j] = h[j]
+                val = fun(x + ei + ej) - fun(x + ei - ej) - fun(x - ei + ej) + fun(x - ei - ej)
+                H[i, j] = H[j, i] = val / (4 * h[i] * h[j])
+        return H
+
+    h = 1e-2 * np.maximum(np.abs(x), 1e-3)
+    out: np.ndarray = (4 * central(h / 2) - central(h)) / 3
+    return out
+
+
+def _polish(theta: np.ndarray, b: _Blocks, reml: bool) -> np.ndarray:
+    """Refine the optimiser's variance parameters on the exact deviance (Nelder-Mead, tight).
+
+    The deviance is flat near its minimum, so optimisers stop where the fixed effects agree
+    but the Satterthwaite df (which depend on the curvature at the optimum) are still off in
+    the 4th digit; lme4 converges further, and so do we here.
+    """
+    q = b.Z[0].shape[2]
+    f0 = _deviance(theta, b, reml)
+    scale = np.maximum(np.abs(theta), 1e-8)
+
+    def f(z: np.ndarray) -> float:
+        G, s2 = _unpack(z * scale, q)
+        if s2 <= 0 or np.any(np.linalg.eigvalsh(G) < 0):
+            return np.inf
+        return _deviance(z * scale, b, reml)
+
+    res = optimize.minimize(
+        f,
+        np.ones_like(theta),
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000},
+    )
+    return res.x * scale if np.isfinite(res.fun) and res.fun <= f0 else theta
 
 
 def _satterthwaite(theta: np.ndarray, b: _Blocks, reml: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -245,10 +275,12 @@ def mixed_model(
     q = Z.shape[1]
     G = np.asarray(res.cov_re)
     s2 = float(res.scale)
-    theta = np.r_[G[np.tril_indices(q)], s2]
     blocks = _blocks(y, X, Z, groups)
+    theta = _polish(np.r_[G[np.tril_indices(q)], s2], blocks, reml)
+    G, s2 = _unpack(theta, q)
     phi, df = _satterthwaite(theta, blocks, reml)
-    table = _fixed_table(list(X_df.columns), np.asarray(res.fe_params), phi, df, level)
+    _, xvx, xvy, _ = _pieces(theta, blocks)
+    table = _fixed_table(list(X_df.columns), np.linalg.solve(xvx, xvy), phi, df, level)
     re = _random_table(G, [str(c) for c in X_df.columns[:q]], subject)
     if any("singular" in m or "boundary" in m for m in messages) or np.any(np.diag(G) < 1e-8 * s2):
         warnings.warn(

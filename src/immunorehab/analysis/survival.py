@@ -31,7 +31,7 @@ from immunorehab.analysis._validation import (
 from immunorehab.analysis.results import ConfType, CoxResult, KaplanMeierResult, LogRankResult
 from immunorehab.errors import AnalysisDataError, ModelFitError
 
-__all__ = ["cox", "kaplan_meier", "log_rank"]
+__all__ = ["cox", "kaplan_meier", "log_rank", "survival_at"]
 
 _TOL = float(np.sqrt(np.finfo(float).eps))
 
@@ -184,6 +184,57 @@ def kaplan_meier(
         event=event,
         group=group,
     )
+
+
+def survival_at(result: KaplanMeierResult, data: pd.DataFrame, times: Sequence[float]) -> pd.DataFrame:
+    """The curves read at given times, as ``summary(fit, times = ...)`` in R.
+
+    Parameters
+    ----------
+    result : KaplanMeierResult
+        Fitted curves.
+    data : DataFrame
+        The data the curves were fitted on (needed for the numbers at risk).
+    times : sequence of float
+        Times to report (e.g. 12 and 24 months), sorted ascending.
+
+    Returns
+    -------
+    DataFrame
+        ``group, time, n_risk, n_event, survival, std_err, ci_low, ci_high``: ``n_risk`` is
+        the number still followed at ``time``; ``n_event`` the events since the previous
+        reported time; survival and limits are those of the last event time <= ``time``.
+    """
+    ts = np.asarray(sorted(float(x) for x in times))
+    t_all, e_all = _events(data, result.time, result.event, "survival_at")
+    rows = []
+    for _, part in result.table.groupby("group", sort=False):
+        grp = str(part["group"].iloc[0])
+        mask = np.isfinite(t_all) & np.isfinite(e_all)
+        if result.group is not None:
+            mask &= (data[result.group].astype(str) == grp).to_numpy()
+        t, e = t_all[mask], e_all[mask]
+        ev_t = part["time"].to_numpy()
+        prev = -np.inf
+        for x in ts:
+            k = np.searchsorted(ev_t, x, side="right") - 1
+            cols = ("survival", "std_err", "ci_low", "ci_high")
+            vals = (
+                {c: 1.0 if c != "std_err" else 0.0 for c in cols}
+                if k < 0
+                else {c: float(part[c].iloc[k]) for c in cols}
+            )
+            rows.append(
+                {
+                    "group": grp,
+                    "time": float(x),
+                    "n_risk": int((t >= x).sum()),
+                    "n_event": int(((t > prev) & (t <= x) & (e == 1)).sum()),
+                    **vals,
+                }
+            )
+            prev = x
+    return pd.DataFrame(rows)
 
 
 def log_rank(data: pd.DataFrame, *, time: str, event: str, group: str, rho: float = 0.0) -> LogRankResult:
