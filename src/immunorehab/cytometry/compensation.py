@@ -91,6 +91,10 @@ class Spillover:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __repr__(self) -> str:
+        shape = "x".join(str(n) for n in self.matrix.shape)
+        return f"Spillover(id={self.id!r}, {shape}, detectors={self.detectors})"
+
     @property
     def is_square(self) -> bool:
         """True for conventional compensation (one fluorochrome per detector)."""

@@ -287,11 +287,11 @@ class GatingStrategy:
         return gatingml_string(self)
 
     @classmethod
-    def from_flowjo(cls, wsp_path: str | Path, sample: str, *, group: str | None = None) -> GatingStrategy:
+    def from_flowjo(cls, wsp_path: str | Path, sample: str) -> GatingStrategy:
         """Gates, compensation and transforms of one sample of a FlowJo 10 workspace."""
         from .flowjo import read_flowjo_strategy
 
-        return read_flowjo_strategy(wsp_path, sample, group=group)
+        return read_flowjo_strategy(wsp_path, sample)
 
     @property
     def sha256(self) -> str:

@@ -233,7 +233,7 @@ def _biex_negative_range(positive_range: float, width: float) -> float:
     def f(d: float) -> float:
         return 2.0 * math.log(d / positive_range) + width * (positive_range + d)
 
-    return float(brentq(f, 1e-300, positive_range, xtol=1e-15, rtol=4.5e-16, maxiter=500))
+    return float(brentq(f, 1e-300, positive_range, xtol=1e-15, rtol=1e-15, maxiter=500))
 
 
 def flowjo_biex_table(
