@@ -30,6 +30,8 @@ WeightScheme = Literal["1/y2", "1/var"] | None
 
 #: p-value of the F test of the curve against a flat line above which a curve is "flat".
 FLAT_P = 0.01
+#: Level means spanning no more than this fraction of the largest are "flat".
+FLAT_SPAN = 0.05
 #: |Spearman rho| of level means vs concentration below which a curve is "non-monotone".
 MONOTONE_RHO = 0.8
 
@@ -166,8 +168,9 @@ def _precheck(x: Array, y: Array, k: int) -> str:
     if y.size <= k:
         return f"too few points: {y.size} for {k} parameters (no residual degrees of freedom)"
     means = np.array([y[x == v].mean() for v in levels])
-    if np.ptp(means) == 0:
-        return "flat: every standard gives the same response"
+    span = float(np.ptp(means))
+    if span <= FLAT_SPAN * float(np.max(np.abs(means))):
+        return f"flat: the standards span only {span:.3g} signal units ({FLAT_SPAN:.0%} or less of the top)"
     if levels.size >= 4:
         rho = float(stats.spearmanr(levels, means).statistic)
         if not abs(rho) >= MONOTONE_RHO:

@@ -155,7 +155,8 @@ def _parse_grid(rows: list[list[str]], source: str, analyte: str | None) -> Pars
                 meta.setdefault(row[0].rstrip(":"), row[1])
             continue
         start, ncol = header
-        label = next((r[0] for r in reversed(rows[max(0, i - 3) : i]) if r and r[0]), "")
+        above = [r for r in rows[max(0, i - 3) : i] if any(r)]
+        label = above[-1][0] if above and sum(bool(c) for c in above[-1]) == 1 else ""
         grids += 1
         name = analyte if analyte is not None and grids == 1 else label
         if not name:
@@ -211,6 +212,7 @@ def _parse_long(rows: list[list[str]], source: str, analyte: str | None) -> Pars
         if not name:
             problems.append(Problem(f"{where}, field analyte", "is empty"))
             continue
+        before = len(problems)
         sig = _value(
             row[col["signal"]] if col["signal"] < len(row) else "", f"{where}, field signal", problems
         )
@@ -219,7 +221,8 @@ def _parse_long(rows: list[list[str]], source: str, analyte: str | None) -> Pars
             b = _value(row[col["bead_count"]], f"{where}, field bead_count", problems)
             beads = b[0] if b is not None else math.nan
         if sig is None:
-            problems.append(Problem(f"{where}, field signal", "is empty"))
+            if len(problems) == before:
+                problems.append(Problem(f"{where}, field signal", "is empty"))
             continue
         records.append(_record(well, name, sig[0], beads, sig[1]))
     return records, {}, problems
