@@ -26,7 +26,10 @@ def test_package_copy_of_example_is_identical() -> None:
 
 
 def test_every_problem_is_listed_with_its_path() -> None:
-    text = "assay: {id: x}\nanalytes: [{name: IL-6, model: 6PL}]\nrules: {cv_max: 2, bogus: 1, below_lloq: zero}\n"
+    text = (
+        "assay: {id: x}\nanalytes: [{name: IL-6, model: 6PL}]\n"
+        "rules: {cv_max: 2, bogus: 1, below_lloq: zero}\n"
+    )
     with pytest.raises(AssayConfigError) as info:
         parse_assay(text, "panel.yaml")
     where = [p.location for p in info.value.problems]

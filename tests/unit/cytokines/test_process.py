@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from immunorehab.cytokines.assay import AssayConfig, parse_assay
+from immunorehab.cytokines.assay import AssayConfig
 from immunorehab.cytokines.io_plate import read_plate_map, read_readings
 from immunorehab.cytokines.plate import PlateMap, Readings
 from immunorehab.cytokines.process import process_plate
