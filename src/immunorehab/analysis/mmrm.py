@@ -104,11 +104,34 @@ def _gls(sigma: np.ndarray, d: _Design) -> tuple[float, np.ndarray, np.ndarray]:
     return logdet + quad + float(np.linalg.slogdet(xvx)[1]), xvx, beta
 
 
-def _objective(theta: np.ndarray, d: _Design) -> float:
+def _objective(theta: np.ndarray, d: _Design) -> tuple[float, np.ndarray]:
+    """REML deviance and its analytic gradient in the Cholesky parametrisation.
+
+    With ``S = Sigma_P^-1`` for a missingness pattern P, residuals ``r_i`` at the GLS beta and
+    ``Phi = (X'V^-1X)^-1``, the gradient with respect to Sigma is, summed over patterns,
+    ``n_P S - S (sum r r') S - S (sum X Phi X') S``; then ``d/dL = 2 G L``.
+    """
+    t = d.n_visits
     try:
-        return _gls(_sigma(theta, d.n_visits), d)[0]
+        sigma = _sigma(theta, t)
+        dev, xvx, beta = _gls(sigma, d)
+        phi = np.linalg.inv(xvx)
     except np.linalg.LinAlgError:
-        return 1e300
+        return 1e300, np.zeros_like(theta)
+    G = np.zeros((t, t))
+    for pat in d.patterns:
+        idx = np.ix_(pat.visits, pat.visits)
+        si = np.linalg.inv(sigma[idx])
+        r = pat.y - np.einsum("nvp,p->nv", pat.X, beta)
+        rr = r.T @ r
+        xpx = np.einsum("nvp,pq,nwq->vw", pat.X, phi, pat.X)
+        G[idx] += len(r) * si - si @ (rr + xpx) @ si
+    L = np.zeros((t, t))
+    L[np.diag_indices(t)] = np.exp(theta[:t])
+    L[np.tril_indices(t, -1)] = theta[t:]
+    dL = 2 * G @ L
+    grad = np.r_[np.diag(dL) * np.diag(L), dL[np.tril_indices(t, -1)]]
+    return dev, grad
 
 
 def _start(d: _Design) -> np.ndarray:
@@ -133,16 +156,17 @@ def _start(d: _Design) -> np.ndarray:
 def _fit(d: _Design) -> tuple[np.ndarray, bool]:
     theta = _theta0(_start(d))
     res = optimize.minimize(
-        _objective, theta, args=(d,), method="L-BFGS-B", options={"maxiter": 2000, "gtol": 1e-9}
+        _objective, theta, args=(d,), jac=True, method="BFGS", options={"gtol": 1e-8, "maxiter": 5000}
     )
-    res = optimize.minimize(
-        _objective, res.x, args=(d,), method="BFGS", options={"gtol": 1e-6, "maxiter": 2000}
-    )
+    if not res.success:  # polish from where BFGS stopped with a bounded-memory quasi-Newton
+        res = optimize.minimize(
+            _objective, res.x, args=(d,), jac=True, method="L-BFGS-B", options={"maxiter": 5000}
+        )
     sigma = _sigma(res.x, d.n_visits)
-    grad_ok = bool(np.max(np.abs(optimize.approx_fprime(res.x, _objective, 1e-7, d))) < 1e-2)
-    if not np.all(np.isfinite(sigma)):
+    if not np.all(np.isfinite(sigma)) or res.fun >= 1e299:
         raise ModelFitError(f"{_CTX}: the REML optimisation failed ({res.message}).")
-    return sigma, bool(res.success) or grad_ok
+    grad = _objective(res.x, d)[1]
+    return sigma, bool(res.success) or bool(np.max(np.abs(grad)) < 1e-4 * max(1.0, abs(res.fun)))
 
 
 def _derivative_terms(
@@ -224,7 +248,9 @@ def _design(
     vis_idx = pd.Series(data[visit]).map({v: i for i, v in enumerate(visits)}).to_numpy()
     ok = np.isfinite(y) & np.isfinite(b) & ~pd.isna(vis_idx) & cov.notna().all(axis=1).to_numpy()
     ok &= data[arm].isin(levels).to_numpy() & data[subject].notna().to_numpy()
-    frame = pd.DataFrame({"s": data[subject], "v": vis_idx, "y": y, "b": b, "a": data[arm]}).join(cov)[ok]
+    frame = pd.DataFrame(
+        {"s": data[subject].to_numpy(), "v": vis_idx, "y": y, "b": b, "a": data[arm].to_numpy()}
+    ).join(cov.reset_index(drop=True))[ok]
     if log:
         require_positive(frame["y"].to_numpy(), list(frame.index), outcome, context=_CTX)
         require_positive(frame["b"].to_numpy(), list(frame.index), baseline, context=_CTX)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from analysis_helpers import agrees
 
 from immunorehab.analysis import ancova
 from immunorehab.errors import AnalysisDataError
-
-from analysis_helpers import agrees
 
 
 def test_anorexia_matches_r_lm_with_control_reference(anorexia: pd.DataFrame) -> None:

@@ -94,7 +94,8 @@ def test_plain_and_log_log_formulas(aml: pd.DataFrame) -> None:
 
 
 def test_aml_logrank_matches_survdiff(aml: pd.DataFrame) -> None:
-    # doaml.Rout.save: Chisq= 3.4 on 1 df, p= 0.0653; O 7/11, E 10.69/7.31, (O-E)^2/E 1.27/1.86, (O-E)^2/V 3.40
+    # doaml.Rout.save: Chisq= 3.4 on 1 df, p= 0.0653; O 7/11, E 10.69/7.31,
+    # (O-E)^2/E 1.27/1.86, (O-E)^2/V 3.40
     r = log_rank(aml, time="time", event="status", group="x")
     assert agrees(r.chisq, "3.4") and agrees(r.p_value, "0.0653") and r.df == 1
     t = r.table.set_index("group")
@@ -105,7 +106,8 @@ def test_aml_logrank_matches_survdiff(aml: pd.DataFrame) -> None:
 
 
 def test_lung_logrank_and_peto_match_survdiff(lung: pd.DataFrame) -> None:
-    # Packt/Lalanne: survdiff(Surv(time, status) ~ sex, lung): E 91.5817 / 73.4183, chisq 10.3267, p 0.00131116
+    # Packt/Lalanne: survdiff(Surv(time, status) ~ sex, lung):
+    # E 91.5817 / 73.4183, chisq 10.3267, p 0.00131116
     r = log_rank(lung, time="time", event="status", group="sex")
     assert agrees(r.chisq, "10.3267") and agrees(r.p_value, "0.00131116")
     assert agrees(r.table.expected[0], "91.5817") and agrees(r.table.expected[1], "73.4183")
