@@ -46,11 +46,26 @@ def _grid(t: float) -> tuple[int, FloatArray]:
 
 @lru_cache(maxsize=32)
 def _tables(kind: str, t: float, w: float, m: float, a: float) -> tuple[int, int, FloatArray]:
+    """First cell index, half-table stride and the table ``[NaN, y(+x_k)..., NaN, NaN, y(-x_k)..., NaN]``.
+
+    NaN entries make the interpolation return NaN, which sends a value to the exact path: the sentinels at
+    both ends catch values outside the table, and nodes whose result is within ``_NEAR_ZERO`` of 0 (or
+    that sit next to a change of sign) catch values whose small result needs relative accuracy.
+    """
     fn = _exact_fn(kind, t, w, m, a)
     k0, nodes = _grid(t)
-    table = np.concatenate([fn(nodes), fn(-nodes)])
+    halves = []
+    for half in (fn(nodes), fn(-nodes)):
+        y = np.array(half, dtype=np.float64)
+        flag = np.abs(y) < _NEAR_ZERO
+        flip = np.signbit(y[1:]) != np.signbit(y[:-1])
+        flag[1:] |= flip
+        flag[:-1] |= flip
+        y[flag] = np.nan
+        halves.append(np.concatenate([[np.nan], y, [np.nan]]))
+    table = np.concatenate(halves)
     table.setflags(write=False)
-    return k0, nodes.size, table
+    return k0, nodes.size + 2, table
 
 
 def _exact_fn(kind: str, t: float, w: float, m: float, a: float) -> Forward:
@@ -68,23 +83,24 @@ def _exact_fn(kind: str, t: float, w: float, m: float, a: float) -> Forward:
 
 
 def _evaluate(kind: str, x: FloatArray, t: float, w: float, m: float, a: float) -> FloatArray:
-    k0, n_nodes, table = _tables(kind, t, w, m, a)
+    k0, stride, table = _tables(kind, t, w, m, a)
     flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
-    mag = np.abs(flat)
-    bits = mag.view(np.int64)
-    cell = (bits >> _SHIFT) - k0
-    inside = (cell >= 0) & (cell < n_nodes - 1)
-    cell[~inside] = 0
-    cell += (flat < 0) * n_nodes  # second half of the table: negative values
-    frac = (bits & ((1 << _SHIFT) - 1)).astype(np.float64)
+    bits = flat.view(np.uint64)
+    cell = ((bits << np.uint64(1)) >> np.uint64(_SHIFT + 1)).view(np.int64)  # |x|: exponent + top mantissa
+    cell -= k0 - 1  # +1: the leading NaN sentinel
+    np.clip(cell, 0, stride - 2, out=cell)
+    sign = (bits >> np.uint64(63)).view(np.int64)
+    sign *= stride
+    cell += sign  # negative values use the second half
+    frac = (bits & np.uint64((1 << _SHIFT) - 1)).astype(np.float64)
     frac *= 2.0**-_SHIFT
     lo = table[cell]
-    out = table[cell + 1]
+    cell += 1
+    out = table[cell]
     out -= lo
     out *= frac
     out += lo
-    rest = ~inside
-    rest |= np.abs(out) < _NEAR_ZERO
+    rest = np.isnan(out)
     if rest.any():
         out[rest] = _exact_fn(kind, t, w, m, a)(flat[rest])
     return np.asarray(out.reshape(np.shape(x)), dtype=np.float64)

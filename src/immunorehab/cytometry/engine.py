@@ -13,7 +13,8 @@ Design (what makes it fast and lean on a 1,000,000-event file):
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +22,7 @@ from flowutils import gating as fu_gating
 
 from immunorehab.errors import CytometryError, GateError
 
+from . import _fastlogicle
 from .compensation import Spillover, compensation_operator
 from .gates import (
     FCS,
@@ -36,14 +38,22 @@ from .gates import (
 from .results import BoolArray, GatingResults
 from .sample import Sample
 from .strategy import GatingStrategy, ProgressCallback
-from .transforms import RatioTransform
+from .transforms import HyperlogTransform, LogicleTransform, RatioTransform
 
 __all__ = ["EventValues", "gate_sample", "evaluate_gate"]
 
 FloatArray = npt.NDArray[np.float64]
 BaseKey = tuple[str, str]  # (channel, compensation)
-_BLOCK_ROWS = 1 << 16
-_SUBSET_FRACTION = 0.5
+IndexArray = npt.NDArray[np.intp]
+_SUBSET_FRACTION = 0.65
+
+
+@dataclass(slots=True)
+class _Column:
+    """A dimension's values; ``done`` marks computed events (None once every event is)."""
+
+    values: FloatArray
+    done: BoolArray | None
 
 
 class EventValues:
@@ -61,7 +71,8 @@ class EventValues:
         self.strategy = strategy
         self.sample = sample
         self.notes: list[str] = []
-        self._columns: dict[Dimension, FloatArray] = {}
+        self.fast = sample.n_events >= _fastlogicle.MIN_SIZE
+        self._columns: dict[Dimension, _Column] = {}
         self._bases: dict[BaseKey, FloatArray] = {}
         self._base_uses: Counter[BaseKey] = Counter()
         self._column_uses: Counter[Dimension] = Counter()
@@ -100,30 +111,55 @@ class EventValues:
 
     # -- values -------------------------------------------------------------------------------
 
-    def column(self, dim: Dimension) -> FloatArray:
-        """Values of one dimension for every event (compensated, then transformed)."""
-        cached = self._columns.get(dim)
-        if cached is not None:
-            return cached
+    def column(self, dim: Dimension, rows: IndexArray | None = None) -> FloatArray:
+        """Values of one dimension (compensated, then transformed) for all events or for ``rows``.
+
+        Values are computed once per event and cached, so a column asked for the events of one parent and
+        later for those of another computes only the events not seen before.
+        """
+        col = self._columns.get(dim)
+        n = self.sample.n_events
+        if col is None:
+            col = _Column(np.empty(n, dtype=np.float64), np.zeros(n, dtype=bool))
+            if self._column_uses[dim] > 0:
+                self._columns[dim] = col
+        if col.done is None:
+            return col.values if rows is None else col.values[rows]
+        if rows is None or rows.size > _SUBSET_FRACTION * n:
+            need = None if not col.done.any() else np.flatnonzero(~col.done)
+        else:
+            need = rows[~col.done[rows]]
+        if need is None:
+            col.values = self._compute(dim, None)
+            col.done = None
+        elif need.size:
+            col.values[need] = self._compute(dim, need)
+            col.done[need] = True
+            if col.done.all():
+                col.done = None
+        return col.values if rows is None else col.values[rows]
+
+    def _compute(self, dim: Dimension, rows: IndexArray | None) -> FloatArray:
+        def base(channel: str) -> FloatArray:
+            values = self.base(channel, dim.compensation)
+            return values if rows is None else values[rows]
+
         if dim.kind == "ratio":
             ratio = self.strategy.transforms[dim.channel]
             assert isinstance(ratio, RatioTransform)
-            base = ratio.apply_pair(
-                self.base(ratio.numerator, dim.compensation), self.base(ratio.denominator, dim.compensation)
-            )
+            values = ratio.apply_pair(base(ratio.numerator), base(ratio.denominator))
         else:
-            base = self.base(dim.channel, dim.compensation)
-        if dim.transform is not None:
-            xf = self.strategy.transforms[dim.transform]
-            if isinstance(xf, RatioTransform):
-                raise GateError(
-                    f"Dimension {dim}: transform {dim.transform!r} is a ratio, not a scale transform."
-                )
-            base = xf.apply(base)
-        base.setflags(write=False)
-        if self._column_uses[dim] > 0:
-            self._columns[dim] = base
-        return base
+            values = base(dim.channel)
+        if dim.transform is None:
+            return np.asarray(values, dtype=np.float64)
+        xf = self.strategy.transforms[dim.transform]
+        if isinstance(xf, RatioTransform):
+            raise GateError(
+                f"Dimension {dim}: transform {dim.transform!r} is a ratio, not a scale transform."
+            )
+        if isinstance(xf, LogicleTransform | HyperlogTransform):
+            return xf.apply(values, fast=self.fast)
+        return xf.apply(values)
 
     def base(self, channel: str, compensation: str) -> FloatArray:
         """Channel-to-scale values of ``channel``, compensated as asked (not transformed)."""
@@ -177,29 +213,28 @@ class EventValues:
             return
         which = [spill.fluorochromes.index(f) for f in targets]
         op = np.ascontiguousarray(unmix[:, which])
-        block = self._block_reader(cols)
         n = self.sample.n_events
-        out = np.empty((len(targets), n), dtype=np.float64)
-        for start in range(0, n, _BLOCK_ROWS):
-            stop = min(start + _BLOCK_ROWS, n)
-            out[:, start:stop] = (block(slice(start, stop)) @ op).T
+        detectors = self._detector_matrix(cols)
+        # (k x d) @ (d x n): one BLAS call; each result row is one fluorochrome, contiguous in memory
+        out = np.ascontiguousarray(op.T) @ detectors.T
         for k, f in enumerate(targets):
             self._bases[(f, compensation)] = out[k]
+        assert out.shape == (len(targets), n)
 
-    def _block_reader(self, cols: list[int]) -> Callable[[slice], FloatArray]:
-        """Function giving scaled values of the detector columns for a block of rows."""
+    def _detector_matrix(self, cols: list[int]) -> FloatArray:
+        """Scaled values of the detector columns, (n_events, n_detectors); a view when possible."""
         sample = self.sample
         if all(sample.column_is_unscaled(c) for c in cols):
-            raw = sample.raw
             if cols == list(range(cols[0], cols[0] + len(cols))):
-                first, last = cols[0], cols[0] + len(cols)
-                return lambda rows: raw[rows, first:last]
-            return lambda rows: raw[rows][:, cols]
-        scaled = np.column_stack([sample.scaled_column(c) for c in cols])
-        return lambda rows: scaled[rows]
+                return sample.raw[:, cols[0] : cols[0] + len(cols)]
+            return sample.raw[:, cols]
+        return np.column_stack([sample.scaled_column(c) for c in cols])
 
 
-def _finite_rows(columns: Sequence[FloatArray]) -> BoolArray:
+def _finite_rows(columns: Sequence[FloatArray]) -> BoolArray | None:
+    """Rows where every column is finite, or None when all are (checked with one cheap sum per column)."""
+    if all(np.isfinite(np.add.reduce(c)) for c in columns):
+        return None
     ok = np.isfinite(columns[0])
     for col in columns[1:]:
         ok &= np.isfinite(col)
@@ -222,7 +257,7 @@ def evaluate_gate(gate: Gate, columns: Sequence[FloatArray]) -> BoolArray:
         inside = np.asarray(
             fu_gating.points_in_polygon(np.array(gate.vertices, dtype=np.float64), points), dtype=bool
         )
-        return inside & ok
+        return inside if ok is None else inside & ok
     if isinstance(gate, EllipsoidGate):
         points = np.column_stack(columns)
         inside = fu_gating.points_in_ellipsoid(
@@ -266,17 +301,20 @@ def _boolean(gate: BooleanGate, membership: dict[str, BoolArray]) -> BoolArray:
 
 
 def _geometric(gate: Gate, values: EventValues, parent: BoolArray | None) -> dict[str, BoolArray]:
-    """Membership of a geometric gate (or each quadrant), restricted to the parent's events."""
+    """Membership of a geometric gate (or each quadrant), restricted to the parent's events.
+
+    When the parent holds a minority of events, values are computed and the gate evaluated on the parent's
+    events only; otherwise on all events, and the result is intersected with the parent.
+    """
+    n = values.sample.n_events
+    rows: IndexArray | None = None
+    if parent is not None and np.count_nonzero(parent) < _SUBSET_FRACTION * n:
+        rows = np.flatnonzero(parent)
     try:
-        columns = [values.column(dim) for dim in gate.dimensions]
+        columns = [values.column(dim, rows) for dim in gate.dimensions]
     except GateError as exc:
         source = values.strategy.source
         raise GateError(f"Gate {gate.id!r}{f' of {source}' if source else ''}: {exc}") from None
-    n = values.sample.n_events
-    rows: npt.NDArray[np.intp] | None = None
-    if parent is not None and np.count_nonzero(parent) < _SUBSET_FRACTION * n:
-        rows = np.flatnonzero(parent)
-        columns = [c[rows] for c in columns]
     if isinstance(gate, QuadrantGate):
         local = evaluate_quadrants(gate, columns)
     else:

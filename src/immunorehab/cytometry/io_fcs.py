@@ -22,11 +22,15 @@ from __future__ import annotations
 
 import hashlib
 import io
+import mmap
+import os
 import re
+import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import flowio
 import numpy as np
@@ -51,6 +55,8 @@ _VERSIONS = ("2.0", "3.0", "3.1", "3.2")
 _HEADER_SIZE = 58
 _LARGE_FILE_LIMIT = 99_999_999
 _MAX_DATASETS = 1000
+_MMAP_THRESHOLD = 1 << 22  # files of 4 MiB and more are memory-mapped
+Buffer = bytes | mmap.mmap
 _FLOWIO_ERRORS = (
     flowio.exceptions.FlowIOException,
     ValueError,
@@ -79,7 +85,7 @@ def _warn(path: Path, message: str) -> None:
     warnings.warn(f"{path.name}: {message}", FCSStandardWarning, stacklevel=4)
 
 
-def _header_int(buf: bytes, start: int, stop: int) -> int | None:
+def _header_int(buf: Buffer, start: int, stop: int) -> int | None:
     """A HEADER offset field (bytes start..stop-1); None when blank."""
     field = buf[start:stop].strip()
     if not field:
@@ -89,7 +95,7 @@ def _header_int(buf: bytes, start: int, stop: int) -> int | None:
     return int(field)
 
 
-def _check_header(buf: bytes, offset: int, path: Path) -> tuple[str, tuple[int, int] | None]:
+def _check_header(buf: Buffer, offset: int, path: Path) -> tuple[str, tuple[int, int] | None]:
     """Validate the fixed HEADER fields of the data set at ``offset``; return version and DATA offsets."""
     head = buf[offset : offset + _HEADER_SIZE]
     if len(head) < _HEADER_SIZE:
@@ -120,19 +126,25 @@ def _check_header(buf: bytes, offset: int, path: Path) -> tuple[str, tuple[int, 
     return version, data
 
 
-def _parse_text(buf: bytes, offset: int, path: Path) -> _Segment:
-    """HEADER and TEXT of the data set at ``offset``, parsed by flowio."""
-    version, header_data = _check_header(buf, offset, path)
-    data = buf
-    if header_data is None or offset + header_data[1] >= len(buf):
+def _flowio_source(buf: Buffer, offset: int, path: Path, patch: bool) -> BinaryIO:
+    """What flowio reads: the bytes in memory, the file itself (large files), or a patched copy."""
+    if patch:
         # flowio cannot parse blank HEADER offsets and refuses DATA beyond the end of file even with
         # only_text=True; hand it a copy whose HEADER DATA offsets read 0 (we keep the originals).
-        data = buf[: offset + 26] + b"0".rjust(8) * 2 + buf[offset + 42 :]
+        return io.BytesIO(buf[: offset + 26] + b"0".rjust(8) * 2 + buf[offset + 42 :])
+    if isinstance(buf, bytes):
+        return io.BytesIO(buf)
+    return open(path, "rb")  # noqa: SIM115 (flowio closes it)
+
+
+def _parse_text(buf: Buffer, offset: int, path: Path) -> _Segment:
+    """HEADER and TEXT of the data set at ``offset``, parsed by flowio."""
+    version, header_data = _check_header(buf, offset, path)
+    patch = header_data is None or offset + header_data[1] >= len(buf)
     try:
-        fd = flowio.FlowData(
-            io.BytesIO(data), only_text=True, use_header_offsets=True, nextdata_offset=offset
-        )
-    except _FLOWIO_ERRORS as exc:
+        source = _flowio_source(buf, offset, path, patch)
+        fd = flowio.FlowData(source, only_text=True, use_header_offsets=True, nextdata_offset=offset)
+    except (*_FLOWIO_ERRORS, OSError) as exc:
         raise FCSReadError(f"{path}: cannot parse the TEXT segment ({type(exc).__name__}: {exc}).") from None
     text = {str(k): str(v) for k, v in fd.text.items()}
     return _Segment(offset, version, text, header_data)
@@ -153,7 +165,7 @@ def _int_keyword(text: dict[str, str], key: str, path: Path, *, default: int | N
     return int(number)
 
 
-def _segments(buf: bytes, path: Path, upto: int | None) -> list[_Segment]:
+def _segments(buf: Buffer, path: Path, upto: int | None) -> list[_Segment]:
     """Data sets chained by $NEXTDATA: all of them, or up to index ``upto``."""
     segments = [_parse_text(buf, 0, path)]
     seen = {0}
@@ -175,17 +187,42 @@ def _segments(buf: bytes, path: Path, upto: int | None) -> list[_Segment]:
     return segments
 
 
+def _digest(buf: Buffer) -> str | Callable[[], str]:
+    """SHA-256 of the file: at once for small files, in a background thread for large ones.
+
+    Hashing (about 60 ms per 56 MB) releases the GIL, so it overlaps with decoding and gating; the
+    digest is joined the first time ``Sample.sha256`` is read.
+    """
+    if isinstance(buf, bytes):
+        return hashlib.sha256(buf).hexdigest()
+    result: list[str] = []
+    worker = threading.Thread(target=lambda: result.append(hashlib.sha256(buf).hexdigest()), daemon=True)
+    worker.start()
+
+    def join() -> str:
+        worker.join()
+        return result[0]
+
+    return join
+
+
 def count_datasets(path: str | Path) -> int:
     """Number of data sets in an FCS/LMD file (chained by ``$NEXTDATA``)."""
     p = Path(path)
     return len(_segments(_read_bytes(p), p, None))
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path) -> Buffer:
+    """The file's bytes; large files are memory-mapped (read-only, no copy)."""
     try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise FCSReadError(f"{path}: cannot read the file ({exc.strerror or exc}).") from None
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size < _MMAP_THRESHOLD:
+                return fh.read()
+            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError) as exc:
+        raise FCSReadError(
+            f"{path}: cannot read the file ({getattr(exc, 'strerror', None) or exc})."
+        ) from None
 
 
 def _data_offsets(seg: _Segment, path: Path, fix: DataOffsetFix | None) -> tuple[int, int]:
@@ -373,7 +410,7 @@ def _bytes_per_event(datatype: str, widths: list[int | None], path: Path) -> int
     return sum(w for w in widths if w is not None) // 8
 
 
-def _events(buf: bytes, seg: _Segment, path: Path, fix: DataOffsetFix | None) -> npt.NDArray[np.float64]:
+def _events(buf: Buffer, seg: _Segment, path: Path, fix: DataOffsetFix | None) -> npt.NDArray[np.float64]:
     """Decode the DATA segment of one data set into (n_events, n_par) float64."""
     text = seg.text
     n_par = _int_keyword(text, "par", path)
@@ -545,7 +582,7 @@ def read_fcs(
     seg = segments[index]
     raw = _events(buf, seg, p, data_offset_fix)
     channels, markers = _names(seg.text, raw.shape[1], p)
-    digest = hashlib.sha256(buf).hexdigest()
+    digest = _digest(buf)
     del buf
     return Sample(
         name=p.stem,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 
@@ -84,7 +84,7 @@ class Sample:
     __slots__ = (
         "name",
         "path",
-        "sha256",
+        "_sha256",
         "version",
         "channels",
         "markers",
@@ -104,7 +104,7 @@ class Sample:
         markers: Sequence[str],
         metadata: Mapping[str, str],
         version: str,
-        sha256: str,
+        sha256: str | Callable[[], str],
         path: Path | None = None,
         dataset: int = 0,
         spillover: Spillover | None = None,
@@ -118,7 +118,7 @@ class Sample:
             raise CytometryError(f"Sample {name!r}: {len(markers)} markers for {len(channels)} channels.")
         self.name = name
         self.path = path
-        self.sha256 = sha256
+        self._sha256 = sha256
         self.version = version
         self.channels: tuple[str, ...] = tuple(channels)
         self.markers: tuple[str, ...] = tuple(markers)
@@ -188,6 +188,13 @@ class Sample:
         return sample
 
     # -- values -------------------------------------------------------------------------------
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the file bytes (computed in the background for large files)."""
+        if not isinstance(self._sha256, str):
+            self._sha256 = self._sha256()
+        return self._sha256
 
     @property
     def n_events(self) -> int:

@@ -180,9 +180,10 @@ class LogicleTransform:
     def __post_init__(self) -> None:
         _check_logicle_params("logicle", self.t, self.w, self.m, self.a)
 
-    def apply(self, x: npt.ArrayLike) -> FloatArray:
+    def apply(self, x: npt.ArrayLike, *, fast: bool | None = None) -> FloatArray:
+        """Logicle of ``x``; ``fast``: table-driven path (default: for arrays of >= 200,000 values)."""
         arr = _as_float(x)
-        if arr.size >= _fastlogicle.MIN_SIZE:
+        if fast if fast is not None else arr.size >= _fastlogicle.MIN_SIZE:
             return _fastlogicle.logicle(arr, self.t, self.w, self.m, self.a)
         out = np.array(arr, dtype=np.float64, copy=True).reshape(-1)
         return np.asarray(fu_transforms._logicle(out, self.t, self.m, self.w, self.a)).reshape(arr.shape)
@@ -210,9 +211,10 @@ class HyperlogTransform:
         if self.w == 0:
             raise TransformError("hyperlog: parameter W must be > 0.")
 
-    def apply(self, x: npt.ArrayLike) -> FloatArray:
+    def apply(self, x: npt.ArrayLike, *, fast: bool | None = None) -> FloatArray:
+        """Hyperlog of ``x``; ``fast``: table-driven path (default: for arrays of >= 200,000 values)."""
         arr = _as_float(x)
-        if arr.size >= _fastlogicle.MIN_SIZE:
+        if fast if fast is not None else arr.size >= _fastlogicle.MIN_SIZE:
             return _fastlogicle.hyperlog(arr, self.t, self.w, self.m, self.a)
         out = np.array(arr, dtype=np.float64, copy=True).reshape(-1)
         return np.asarray(fu_transforms._hyperlog(out, self.t, self.m, self.w, self.a)).reshape(arr.shape)
