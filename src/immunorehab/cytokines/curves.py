@@ -18,7 +18,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
-from immunorehab.cytokines.models import FitResult, ModelName, SEMethod, get_model
+from immunorehab.cytokines.models import CurveModel, FitResult, ModelName, SEMethod, get_model
 from immunorehab.errors import CurveFitError
 
 __all__ = ["CurveStatus", "StandardCurve", "WeightScheme", "fit_standard_curve"]
@@ -197,6 +197,34 @@ def _postcheck(fit: FitResult, y: Array, w: Array | None, k: int) -> str:
     return ""
 
 
+def _best_fit(
+    cm: CurveModel, x: Array, y: Array, w: Array | None, fixed: dict[str, float] | None, se_method: SEMethod
+) -> FitResult:
+    """Self-started fit; for the 5PL also a fit started from the 4PL solution (g = 1).
+
+    The 5PL has a degenerate limit (c and g running off together) that a poor start can drift
+    into; of the converged candidates with finite standard errors the lowest RSS wins.
+    """
+    first = cm.fit(x, y, weights=w, fixed=fixed, se_method=se_method)
+    candidates = [first]
+    if cm.name == "5PL" and "g" not in (fixed or {}) and _suspect(first, x):
+        four = get_model("4PL").fit(x, y, weights=w, fixed=fixed)
+        if four.converged and np.all(np.isfinite(four.params)):
+            start = np.append(four.params, 1.0)
+            candidates.append(cm.fit(x, y, weights=w, fixed=fixed, start=start, se_method=se_method))
+    good = [f for f in candidates if f.converged and np.all(np.isfinite(f.se))]
+    return min(good or candidates, key=lambda f: f.rss)
+
+
+def _suspect(fit: FitResult, x: Array) -> bool:
+    """Not converged, no finite SEs, or c/g drifting towards the degenerate 5PL limit."""
+    if not fit.converged or not np.all(np.isfinite(fit.se)):
+        return True
+    c, g = fit.params[2], fit.params[4]
+    pos = x[x > 0]
+    return not (pos.min() / 1e3 < c < pos.max() * 1e3 and 0.02 < g < 50)
+
+
 def fit_standard_curve(
     concentration: ArrayLike,
     response: ArrayLike,
@@ -254,7 +282,7 @@ def fit_standard_curve(
     reason = reason or why
     if reason:
         return _failed(cm.name, reason, int(y.size), scheme, se_method)
-    fit = cm.fit(x, y, weights=w, fixed=fixed, se_method=se_method)
+    fit = _best_fit(cm, x, y, w, fixed, se_method)
     reason = _postcheck(fit, y, w, k)
     if reason:
         return _failed(cm.name, reason, int(y.size), scheme, se_method)
