@@ -70,6 +70,11 @@ def _process(
     return assay, result, reads.metadata
 
 
+def _num(value: object) -> str:
+    number = float(str(value))
+    return "-" if number != number else f"{number:.4g}"
+
+
 def _print_plate(result: PlateResult) -> None:
     table = Table(
         "analyte",
@@ -83,19 +88,15 @@ def _print_plate(result: PlateResult) -> None:
         "reason",
         title=f"Plate {result.plate_id}: standard curves",
     )
-    for row in result.curve_table().itertuples(index=False):
-        fmt = lambda v: "-" if v != v else f"{v:.4g}"  # noqa: E731
-        style = "green" if row.status == "ok" else "red"
+    for row in result.curve_table().to_dict("records"):
+        style = "green" if row["status"] == "ok" else "red"
         table.add_row(
-            row.analyte,
-            row.model,
-            f"[{style}]{row.status}[/]",
-            fmt(row.r_squared),
-            fmt(row.lloq),
-            fmt(row.uloq),
-            fmt(row.lod),
-            row.unit,
-            row.reason,
+            str(row["analyte"]),
+            str(row["model"]),
+            f"[{style}]{row['status']}[/]",
+            *(_num(row[k]) for k in ("r_squared", "lloq", "uloq", "lod")),
+            str(row["unit"]),
+            str(row["reason"]),
         )
     console.print(table)
     flags = Counter(f for flag in result.results["flag"] for f in str(flag).split(";"))
