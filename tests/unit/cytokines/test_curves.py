@@ -138,3 +138,11 @@ def test_nan_points_are_dropped() -> None:
     y[3] = np.nan
     curve = fit_standard_curve(CONC, y, model="4PL")
     assert curve.ok and curve.n == CONC.size - 1
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import immunorehab.cytokines.curves as curves
+
+    assert doctest.testmod(curves).failed == 0

@@ -160,3 +160,14 @@ def test_well_names() -> None:
     with pytest.raises(ValueError):
         normalise_well("A25")
     assert plate_shape(["A01", "H12"]) == (8, 12) and plate_shape(["I01"]) == (16, 24)
+
+
+def test_384_well_grid(tmp_path: Path) -> None:
+    rows = ["MCP-1", "<>," + ",".join(str(i) for i in range(1, 25))]
+    rows += [chr(65 + r) + "," + ",".join(f"{r * 24 + c}" for c in range(24)) for r in range(16)]
+    path = tmp_path / "p384.csv"
+    path.write_text("\n".join(rows) + "\n")
+    reads = read_readings(path)
+    assert len(reads.frame) == 384
+    assert reads.frame.set_index("well").loc["P24", "signal"] == 383.0
+    assert plate_shape(list(reads.frame["well"])) == (16, 24)
