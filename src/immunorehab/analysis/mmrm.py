@@ -49,11 +49,41 @@ _CTX = "mmrm"
 
 @dataclass(frozen=True, slots=True)
 class _Pattern:
-    """Participants sharing the same set of attended visits."""
+    """Sufficient statistics of the participants sharing one set of attended visits.
+
+    With ``X_i`` (visits x p) and ``y_i`` of participant i: ``C[v,p,w,q] = sum_i X_ivp X_iwq``,
+    ``D[v,p,w] = sum_i X_ivp y_iw`` and ``E[v,w] = sum_i y_iv y_iw``. Every quantity of the REML
+    fit is a contraction of these with a visits x visits matrix, so the cost of an iteration
+    does not grow with the number of participants.
+    """
 
     visits: np.ndarray  # indices into the visit list
-    X: np.ndarray  # (n_subj, n_vis, p)
-    y: np.ndarray  # (n_subj, n_vis)
+    n: int
+    C: np.ndarray
+    D: np.ndarray
+    E: np.ndarray
+
+    @classmethod
+    def of(cls, visits: np.ndarray, X: np.ndarray, y: np.ndarray) -> _Pattern:
+        return cls(
+            visits,
+            len(y),
+            np.einsum("nvp,nwq->vpwq", X, X),
+            np.einsum("nvp,nw->vpw", X, y),
+            y.T @ y,
+        )
+
+    def xax(self, A: np.ndarray) -> np.ndarray:
+        """sum_i X_i' A X_i for a visits x visits matrix A."""
+        out: np.ndarray = np.einsum("vw,vpwq->pq", A, self.C)
+        return out
+
+    def cross(self, beta: np.ndarray, phi: np.ndarray) -> np.ndarray:
+        """sum_i r_i r_i' + sum_i X_i Phi X_i' at the fixed effects ``beta``."""
+        b = np.einsum("p,vpw->vw", beta, self.D)
+        fitted = np.einsum("p,vpwq,q->vw", beta, self.C, beta)
+        out: np.ndarray = self.E - b - b.T + fitted + np.einsum("pq,vpwq->vw", phi, self.C)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,24 +113,18 @@ def _theta0(sigma: np.ndarray) -> np.ndarray:
 def _gls(sigma: np.ndarray, d: _Design) -> tuple[float, np.ndarray, np.ndarray]:
     """REML deviance (no constant), X'V^-1X and beta for a given Sigma."""
     logdet = 0.0
-    p = d.patterns[0].X.shape[2]
-    xvx = np.zeros((p, p))
-    xvy = np.zeros(p)
-    inverses = []
+    p = len(d.terms)
+    xvx, xvy, yvy = np.zeros((p, p)), np.zeros(p), 0.0
     for pat in d.patterns:
         s = sigma[np.ix_(pat.visits, pat.visits)]
         c = np.linalg.cholesky(s)
         si = np.linalg.inv(s)
-        inverses.append(si)
-        logdet += 2.0 * len(pat.y) * float(np.log(np.diag(c)).sum())
-        xs = np.einsum("nvp,vw->nwp", pat.X, si)
-        xvx = xvx + np.einsum("nwp,nwq->pq", xs, pat.X)
-        xvy = xvy + np.einsum("nwp,nw->p", xs, pat.y)
+        logdet += 2.0 * pat.n * float(np.log(np.diag(c)).sum())
+        xvx += pat.xax(si)
+        xvy += np.einsum("vw,vpw->p", si, pat.D)
+        yvy += float(np.sum(si * pat.E))
     beta = np.linalg.solve(xvx, xvy)
-    quad = 0.0
-    for pat, si in zip(d.patterns, inverses, strict=True):
-        r = pat.y - np.einsum("nvp,p->nv", pat.X, beta)
-        quad += float(np.einsum("nv,vw,nw->", r, si, r))
+    quad = yvy - float(beta @ xvy)  # = sum r'V^-1 r at the GLS solution
     return logdet + quad + float(np.linalg.slogdet(xvx)[1]), xvx, beta
 
 
@@ -109,7 +133,7 @@ def _objective(theta: np.ndarray, d: _Design) -> tuple[float, np.ndarray]:
 
     With ``S = Sigma_P^-1`` for a missingness pattern P, residuals ``r_i`` at the GLS beta and
     ``Phi = (X'V^-1X)^-1``, the gradient with respect to Sigma is, summed over patterns,
-    ``n_P S - S (sum r r') S - S (sum X Phi X') S``; then ``d/dL = 2 G L``.
+    ``n_P S - S (sum r r' + sum X Phi X') S``; then ``d/dL = 2 G L``.
     """
     t = d.n_visits
     try:
@@ -122,10 +146,7 @@ def _objective(theta: np.ndarray, d: _Design) -> tuple[float, np.ndarray]:
     for pat in d.patterns:
         idx = np.ix_(pat.visits, pat.visits)
         si = np.linalg.inv(sigma[idx])
-        r = pat.y - np.einsum("nvp,p->nv", pat.X, beta)
-        rr = r.T @ r
-        xpx = np.einsum("nvp,pq,nwq->vw", pat.X, phi, pat.X)
-        G[idx] += len(r) * si - si @ (rr + xpx) @ si
+        G[idx] += pat.n * si - si @ pat.cross(beta, phi) @ si
     L = np.zeros((t, t))
     L[np.diag_indices(t)] = np.exp(theta[:t])
     L[np.tril_indices(t, -1)] = theta[t:]
@@ -136,16 +157,17 @@ def _objective(theta: np.ndarray, d: _Design) -> tuple[float, np.ndarray]:
 
 def _start(d: _Design) -> np.ndarray:
     """OLS residual covariance (pairwise, made positive definite) as the starting Sigma."""
-    X = np.concatenate([p.X.reshape(-1, p.X.shape[2]) for p in d.patterns])
-    y = np.concatenate([p.y.ravel() for p in d.patterns])
-    beta = np.linalg.lstsq(X, y, rcond=None)[0]
-    t = d.n_visits
+    p, t = len(d.terms), d.n_visits
+    xtx, xty = np.zeros((p, p)), np.zeros(p)
+    for pat in d.patterns:
+        xtx += np.einsum("vpvq->pq", pat.C)
+        xty += np.einsum("vpv->p", pat.D)
+    beta = np.linalg.lstsq(xtx, xty, rcond=None)[0]
     sums, counts = np.zeros((t, t)), np.zeros((t, t))
-    for p in d.patterns:
-        r = p.y - np.einsum("nvp,p->nv", p.X, beta)
-        idx = np.ix_(p.visits, p.visits)
-        sums[idx] += r.T @ r
-        counts[idx] += len(r)
+    for pat in d.patterns:
+        idx = np.ix_(pat.visits, pat.visits)
+        sums[idx] += pat.cross(beta, np.zeros((p, p)))
+        counts[idx] += pat.n
     s = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
     w, v = np.linalg.eigh((s + s.T) / 2)
     floor = max(float(np.max(w)) * 1e-3, 1e-8)
@@ -189,13 +211,11 @@ def _derivative_terms(
         si = np.linalg.inv(sigma[idx])
         A = [si @ dm[idx] @ si for dm in dmat]  # V^-1 V_r V^-1
         B = [si @ dm[idx] for dm in dmat]  # V^-1 V_r
-        n = len(pat.y)
         for r in range(m):
-            P[r] += np.einsum("nvp,vw,nwq->pq", pat.X, A[r], pat.X)
+            P[r] += pat.xax(A[r])
             for s in range(r + 1):
-                q = np.einsum("nvp,vw,nwq->pq", pat.X, A[r] @ dmat[s][idx] @ si, pat.X)
-                Q[r][s] += q
-                T[r, s] += n * float(np.trace(B[r] @ B[s]))
+                Q[r][s] += pat.xax(A[r] @ dmat[s][idx] @ si)
+                T[r, s] += pat.n * float(np.trace(B[r] @ B[s]))
     info = np.zeros((m, m))
     for r in range(m):
         for s in range(r + 1):
@@ -289,7 +309,7 @@ def _design(
     for idx in keys.groupby(keys).groups.values():
         vis = np.flatnonzero(masks[idx[0]])
         sel = np.asarray(idx)
-        patterns.append(_Pattern(vis, Xfull[sel][:, vis, :], Y[sel][:, vis]))
+        patterns.append(_Pattern.of(vis, Xfull[sel][:, vis, :], Y[sel][:, vis]))
     center = Xfull[:, 0, :].mean(axis=0)
     d = _Design(tuple(patterns), tuple(terms), t, int(masks.sum()), len(subj), center)
     if d.n_obs <= len(terms) or len(subj) < k + 2:
