@@ -24,7 +24,7 @@ from immunorehab.study.allocation import BalanceReport, allocation_balance, rand
 from immunorehab.study.audit import verify_audit_chain
 from immunorehab.study.export import participants_frame, visits_frame, write_frame
 from immunorehab.study.participants import import_participants, list_participants, withdraw_participant
-from immunorehab.study.protocol import Measure, Protocol, load_protocol
+from immunorehab.study.protocol import Measure, Protocol, Visit, load_protocol
 from immunorehab.study.redcap import write_redcap_data_dictionary
 from immunorehab.study.service import add_user, create_study
 from immunorehab.study.store import Store
@@ -70,6 +70,7 @@ DemoStep = Callable[[DemoContext], list[str]]
 #: (imported lazily). Each capability appends its own step when it lands.
 DEMO_STEPS: list[str] = [
     "immunorehab.cytokines.demo:demo_cytokines",
+    "immunorehab.rehab.demo:demo_rehab",
 ]
 
 DEMO_USERS = {
@@ -120,6 +121,15 @@ def _value(measure: Measure, rng: np.random.Generator, visit_date: dt.date) -> A
     return "synthetic"
 
 
+def _rehab_baseline(visit: Visit, covariates: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """Realistic rehabilitation baseline values (ISWT, 1RM tests, DSQ-PEM, ...) for the visit's measures."""
+    from immunorehab.simulate.sessions import synthetic_baseline
+
+    measures = {m.id for m in visit.measures}
+    values = synthetic_baseline(rng, age_years=covariates["age_years"], sex=covariates["sex"])
+    return {key: value for key, value in values.items() if key in measures}
+
+
 def _remove_db(db: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
@@ -138,6 +148,7 @@ def run_demo(
     """Run the demo into folder ``out`` (its demo.db is recreated); return what happened."""
     today = today or dt.date.today()
     rng = np.random.default_rng(seed)
+    rehab_rng = np.random.default_rng(seed + 1)  # baseline rehab assessments (own stream)
     out.mkdir(parents=True, exist_ok=True)
     db = out / "demo.db"
     _remove_db(db)
@@ -179,6 +190,8 @@ def run_demo(
             values = {
                 m.id: _value(m, rng, visit_date) for m in visit.measures if m.required or rng.random() < 0.7
             }
+            if visit.day == 0:
+                values |= _rehab_baseline(visit, views[pid].covariates, rehab_rng)
             record_visit(
                 store,
                 by="physio1",
