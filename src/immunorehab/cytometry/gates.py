@@ -5,10 +5,13 @@ A gate names its ``id`` (unique in a strategy; for FlowJo workspaces the populat
 which values a gate sees: a channel (``$PnN``), a compensation (``"uncompensated"``, ``"FCS"`` for the
 file's own spillover matrix, or a spillover id of the strategy) and an optional transform id.
 
-Boundary rules (Gating-ML 2.0): rectangle minimums are inclusive and maximums exclusive; polygons contain
-their boundary and use the even-odd rule for self-intersecting outlines; ellipsoids contain points with
+Boundary rules (Gating-ML 2.0, as the compliance suite's truth files fix them): rectangle minimums are
+inclusive and maximums exclusive; polygons are evaluated by flowutils' crossing-number test (even-odd rule
+for self-intersecting outlines such as the suite's Polygon3NS; like rectangles, points on the low edges of an
+axis-aligned outline are inside and those on the high edges outside); ellipsoids contain points with
 Mahalanobis distance squared ``<= distance_square``; quadrant dividers split each axis into half-open
-intervals ``[v_i, v_i+1)``. Evaluation lives in :mod:`immunorehab.cytometry.engine`.
+intervals ``[v_i, v_i+1)``. Events with a NaN value (e.g. log of a negative) are outside every gate.
+Evaluation lives in :mod:`immunorehab.cytometry.engine`.
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ class RectangleGate:
 
 @dataclass(frozen=True, slots=True)
 class PolygonGate:
-    """Polygon gate on two dimensions (boundary inclusive, even-odd rule for non-simple outlines)."""
+    """Polygon gate on two dimensions (even-odd rule for non-simple outlines; see the module notes)."""
 
     id: str
     parent: str | None
