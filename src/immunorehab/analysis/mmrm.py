@@ -8,8 +8,10 @@ with a visit-specific intercept, arm effect (visit x arm) and baseline slope (ba
 visit), common covariate effects, and an unstructured ``Sigma`` (one variance per visit and one
 covariance per pair of visits; ``Sigma_i`` is its sub-matrix for the visits participant i
 attended). Estimation is REML by generalised least squares (profiled over the fixed effects),
-with ``Sigma = L L'`` parametrised by its Cholesky factor and optimised by L-BFGS. Participants
-with missing visits contribute what they have (valid under missing at random).
+with ``Sigma = L L'`` parametrised by its Cholesky factor and optimised by BFGS with the analytic
+gradient. Participants with missing visits contribute what they have (valid under missing at
+random). All computations use per-missingness-pattern sufficient statistics, so the cost of an
+iteration does not depend on the number of participants.
 
 Degrees of freedom (``df_method``):
 
