@@ -100,6 +100,18 @@ class Spillover:
         """True for conventional compensation (one fluorochrome per detector)."""
         return bool(self.matrix.shape[0] == self.matrix.shape[1])
 
+    def fluorochrome_for(self, name: str) -> str | None:
+        """The compensated value a dimension named ``name`` refers to, or None when not in the matrix.
+
+        A fluorochrome name refers to itself (Gating-ML); for a square matrix a detector name refers to the
+        fluorochrome in the same position (FlowJo and FlowKit name compensated values by their detector).
+        """
+        if name in self.fluorochromes:
+            return name
+        if self.is_square and name in self.detectors:
+            return self.fluorochromes[self.detectors.index(name)]
+        return None
+
     def unmixing(self) -> FloatArray:
         """Matrix ``U`` with ``x_true = x_obs @ U`` (``S^-1``, or the least-squares pseudo-inverse)."""
         if not self._inverse:

@@ -168,7 +168,7 @@ class EventValues:
         if cached is not None:
             return cached
         spill = self._spillover(compensation)
-        if spill is None or channel not in spill.fluorochromes:
+        if spill is None or spill.fluorochrome_for(channel) is None:
             values = self._scaled(channel)
         else:
             wanted = self._wanted.get(compensation, set()) | {channel}
@@ -200,26 +200,22 @@ class EventValues:
             return self.sample.spillover
         return self.strategy.spillovers[compensation]
 
-    def _compensate_block(self, compensation: str, spill: Spillover, fluorochromes: list[str]) -> None:
-        """Compensate the wanted fluorochromes in row blocks (no full-size temporary matrices)."""
+    def _compensate_block(self, compensation: str, spill: Spillover, names: list[str]) -> None:
+        """Compensate the wanted dimensions of one matrix with a single matrix product."""
         try:
             cols, unmix = compensation_operator(self.sample.channels, spill)
         except CytometryError as exc:
             raise GateError(f"cannot compensate sample {self.sample.name!r}: {exc}") from None
-        targets = [
-            f for f in fluorochromes if f in spill.fluorochromes and (f, compensation) not in self._bases
-        ]
+        targets = [n for n in names if spill.fluorochrome_for(n) and (n, compensation) not in self._bases]
         if not targets:
             return
-        which = [spill.fluorochromes.index(f) for f in targets]
+        which = [spill.fluorochromes.index(str(spill.fluorochrome_for(n))) for n in targets]
         op = np.ascontiguousarray(unmix[:, which])
-        n = self.sample.n_events
         detectors = self._detector_matrix(cols)
         # (k x d) @ (d x n): one BLAS call; each result row is one fluorochrome, contiguous in memory
         out = np.ascontiguousarray(op.T) @ detectors.T
-        for k, f in enumerate(targets):
-            self._bases[(f, compensation)] = out[k]
-        assert out.shape == (len(targets), n)
+        for k, name in enumerate(targets):
+            self._bases[(name, compensation)] = out[k]
 
     def _detector_matrix(self, cols: list[int]) -> FloatArray:
         """Scaled values of the detector columns, (n_events, n_detectors); a view when possible."""

@@ -148,3 +148,19 @@ def test_spillover_is_immutable_and_compares_by_value() -> None:
         spill.matrix[0, 0] = 2.0
     assert spill == Spillover(("A", "B"), np.array([[1.0, 0.1], [0.0, 1.0]]))
     assert isinstance(CompensationError("x"), CytometryError)
+
+
+def test_dimensions_may_name_a_fluorochrome_or_its_detector() -> None:
+    """Gating-ML names compensated values by fluorochrome; FlowJo/FlowKit exports use the detector name."""
+    spill = Spillover(("FL1-H", "FL2-H"), np.array([[1.0, 0.2], [0.1, 1.0]]), ("FITC", "PE"))
+    assert spill.fluorochrome_for("PE") == "PE" and spill.fluorochrome_for("FL2-H") == "PE"
+    assert spill.fluorochrome_for("FSC-H") is None
+    from immunorehab.cytometry import Dimension
+
+    sample = Sample.from_array([[10.0, 4.0]], ["FL1-H", "FL2-H"])
+    strategy = GatingStrategy([], spillovers={"S": spill})
+    by_fluor = strategy.dimension_values(sample, [Dimension("PE", "S")])
+    by_detector = strategy.dimension_values(sample, [Dimension("FL2-H", "S")])
+    expected = np.array([[10.0, 4.0]]) @ np.linalg.inv(spill.matrix)
+    np.testing.assert_allclose(by_fluor[:, 0], expected[:, 1])
+    np.testing.assert_array_equal(by_fluor, by_detector)
