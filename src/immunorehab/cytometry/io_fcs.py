@@ -57,6 +57,7 @@ _LARGE_FILE_LIMIT = 99_999_999
 _MAX_DATASETS = 1000
 _MMAP_THRESHOLD = 1 << 22  # files of 4 MiB and more are memory-mapped
 Buffer = bytes | mmap.mmap
+_ASCII_INT = re.compile(r"[0-9]{1,4}")
 _FLOWIO_ERRORS = (
     flowio.exceptions.FlowIOException,
     ValueError,
@@ -298,7 +299,7 @@ def _bit_widths(text: dict[str, str], n_par: int, path: Path) -> list[int | None
         if value == "*":
             widths.append(None)
             continue
-        if not value.isdigit() or int(value) == 0:
+        if not _ASCII_INT.fullmatch(value) or int(value) == 0:
             raise FCSReadError(f"{path}: keyword $P{n}B = {value!r}; expected the number of bits per value.")
         widths.append(int(value))
     return widths
