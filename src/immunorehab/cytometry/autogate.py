@@ -117,7 +117,7 @@ class AutoGateSettings:
     """Tuning of the placement maths (part of a batch's strategy hash).
 
     ``max_depth``/``max_shift``: valley criteria (:func:`~.density.find_valley`);
-    ``cluster_level``: contour level of scatter clusters as a fraction of the peak;
+    ``cluster_levels``: contour levels of scatter clusters as fractions of the peak (most generous first);
     ``singlet_width_sd``: half-width of the singlet band in robust SDs;
     ``time_bins``/``time_tolerance``: flow-rate check (:func:`~.density.stable_time_window`).
     """
@@ -125,7 +125,7 @@ class AutoGateSettings:
     max_depth: float = 0.5
     max_shift: float = 0.25
     min_mode_fraction: float = 0.005
-    cluster_level: float = 0.05
+    cluster_levels: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1)
     singlet_width_sd: float = 5.0
     time_bins: int = 100
     time_tolerance: float = 0.5
@@ -197,10 +197,15 @@ def _check_rules(strategy: GatingStrategy, rules: AutoGateRules, panel: Panel | 
 
     problems: list[str] = []
     ids = set(strategy.gate_ids)
+    wanted = [g for r in rules.thresholds for g, _ in r.targets] + list(
+        rules.cluster_gates + rules.singlet_gates
+    )
+    absent = [g for g in dict.fromkeys(wanted) if g not in ids]
+    if absent:
+        problems.append(f"gates {', '.join(absent)} are not in the strategy")
     for rule in rules.thresholds:
         for gate_id, _ in rule.targets:
             if gate_id not in ids:
-                problems.append(f"gate {gate_id!r} (threshold {rule.name}) is not in the strategy")
                 continue
             gate = strategy.get_gate(gate_id)
             if not isinstance(gate, RectangleGate) or gate.parent != rule.population:
@@ -210,7 +215,7 @@ def _check_rules(strategy: GatingStrategy, rules: AutoGateRules, panel: Panel | 
             elif _channel(rule.marker, panel) not in [d.channel for d in gate.dimensions]:
                 problems.append(f"gate {gate_id!r} has no dimension on {_channel(rule.marker, panel)!r}")
     for gate_id in rules.cluster_gates + rules.singlet_gates:
-        if gate_id not in ids or not isinstance(strategy.get_gate(gate_id), PolygonGate):
+        if gate_id in ids and not isinstance(strategy.get_gate(gate_id), PolygonGate):
             problems.append(f"gate {gate_id!r} must be a polygon gate of the strategy")
     if rules.time_gate is not None and rules.time_gate not in ids:
         problems.append(f"gate {rules.time_gate!r} (time QC) is not in the strategy")
@@ -342,7 +347,7 @@ def _place_clusters(p: _Placer) -> None:
         assert isinstance(gate, PolygonGate)
         mask = p.masks([gate.parent])[gate.parent] if gate.parent else np.ones(p.sample.n_events, dtype=bool)
         x, y = p.values(gate.dimensions[0])[mask], p.values(gate.dimensions[1])[mask]
-        found = cluster_polygon(x, y, template=gate.vertices, level=p.settings.cluster_level)
+        found = cluster_polygon(x, y, template=gate.vertices, levels=p.settings.cluster_levels)
         dims = f"{gate.dimensions[0].channel} x {gate.dimensions[1].channel}"
         if found.clear and found.vertices is not None:
             p.replace(dataclasses.replace(gate, vertices=found.vertices))

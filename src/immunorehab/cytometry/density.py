@@ -202,25 +202,35 @@ def _simplify(line: FloatArray, max_vertices: int) -> tuple[tuple[float, float],
     return tuple((round(float(a), 5), round(float(b), 5)) for a, b in line[::step])
 
 
+def _local_peaks(density: FloatArray, floor: float) -> npt.NDArray[np.bool_]:
+    from scipy.ndimage import maximum_filter
+
+    peaks: npt.NDArray[np.bool_] = (density == maximum_filter(density, size=5)) & (density > floor)
+    return peaks
+
+
 def cluster_polygon(
     x: npt.ArrayLike,
     y: npt.ArrayLike,
     *,
     template: Sequence[tuple[float, float]],
-    level: float = 0.05,
+    levels: Sequence[float] = (0.01, 0.02, 0.05, 0.1),
     bins: int = 128,
     smooth_bins: float = 2.0,
     expand: float = 0.6,
     min_fraction: float = 0.02,
+    other_peak: float = 0.15,
     max_vertices: int = 40,
 ) -> ClusterPolygon:
-    """The contour at ``level`` x peak density around the densest point inside ``template``.
+    """A density contour around the densest point inside ``template``, at the most generous usable level.
 
     The density is a smoothed 2-D histogram over the template's bounding box grown by
-    ``expand`` on each side. For a 2-D normal cluster the contour at ``level`` holds about
-    ``1 - level`` of the cluster. The result is not clear (keep the template) when the
-    template holds no peak, the contour is open (the cluster runs off the window or merges
-    with a neighbour) or it holds less than ``min_fraction`` of the events in the window.
+    ``expand`` on each side. For a 2-D normal cluster the contour at level ``f`` x peak holds
+    ``1 - f`` of the cluster (99% at the first level). A level is used when its contour
+    around the peak is closed and holds no second peak higher than ``other_peak`` x the
+    main one (a neighbouring population merged in); otherwise the next, tighter level is
+    tried. Not clear (keep the template) when the template holds no peak, no level gives
+    a usable contour, or the cluster holds less than ``min_fraction`` of the nearby events.
     """
     import contourpy
 
@@ -239,22 +249,30 @@ def cluster_polygon(
     within = _inside(tpl, grid).reshape(density.shape)
     if not within.any() or density[within].max() <= 0:
         return ClusterPolygon(None, False, None, "no events inside the template polygon")
-    masked = np.where(within, density, -1.0)
-    i, j = np.unravel_index(int(np.argmax(masked)), density.shape)
+    i, j = np.unravel_index(int(np.argmax(np.where(within, density, -1.0))), density.shape)
+    top = float(density[i, j])
     peak = (float(xc[i]), float(yc[j]))
-    lines = contourpy.contour_generator(xc, yc, density.T).lines(level * float(density[i, j]))
-    for line in lines:
-        arr = np.asarray(line, dtype=np.float64)
-        if arr.shape[0] < 4 or not np.allclose(arr[0], arr[-1]):
-            continue
-        if not _inside(arr, np.array([peak]))[0]:
-            continue
-        share = float(counts[_inside(arr, grid).reshape(counts.shape)].sum()) / n_window
-        if share < min_fraction:
-            return ClusterPolygon(None, False, peak, f"the cluster holds only {share:.1%} of nearby events")
-        return ClusterPolygon(_simplify(arr, max_vertices), True, peak, "density contour")
+    others = _local_peaks(density, other_peak * top)
+    others[i, j] = False
+    generator = contourpy.contour_generator(xc, yc, density.T)
+    for level in levels:
+        for line in generator.lines(level * top):
+            arr = np.asarray(line, dtype=np.float64)
+            if arr.shape[0] < 4 or not np.allclose(arr[0], arr[-1]) or not _inside(arr, np.array([peak]))[0]:
+                continue
+            enclosed = _inside(arr, grid).reshape(counts.shape)
+            if (enclosed & others).any():
+                break  # a neighbouring population merged in: try a tighter level
+            share = float(counts[enclosed].sum()) / n_window
+            if share < min_fraction:
+                return ClusterPolygon(
+                    None, False, peak, f"the cluster holds only {share:.1%} of nearby events"
+                )
+            return ClusterPolygon(
+                _simplify(arr, max_vertices), True, peak, f"density contour at {level:g} x peak"
+            )
     return ClusterPolygon(
-        None, False, peak, "the cluster's contour is not closed (it merges or runs off scale)"
+        None, False, peak, "no closed contour isolates the cluster (it merges or runs off scale)"
     )
 
 
