@@ -71,6 +71,7 @@ DemoStep = Callable[[DemoContext], list[str]]
 DEMO_STEPS: list[str] = [
     "immunorehab.cytokines.demo:demo_cytokines",
     "immunorehab.rehab.demo:demo_rehab",
+    "immunorehab.cytometry.demo:demo_cytometry",
 ]
 
 DEMO_USERS = {
