@@ -12,6 +12,11 @@ from immunorehab.errors import AssayConfigError
 EXAMPLE_ASSAY = Path(__file__).resolve().parents[3] / "examples" / "assays" / "long_covid_panel.yaml"
 
 
+@pytest.fixture(scope="module")
+def assay() -> AssayConfig:
+    return load_assay(Path(__file__).resolve().parents[3] / "examples" / "assays" / "long_covid_panel.yaml")
+
+
 def test_example_assay_loads(assay: AssayConfig) -> None:
     assert assay.names == ["IL-6", "TNF-a", "IL-1b", "IP-10", "MCP-1", "MIP-1b", "IFN-g", "IL-10"]
     assert assay.rules.recovery == [0.8, 1.2] and assay.rules.min_beads == 35

@@ -9,13 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from immunorehab.cytokines.assay import AssayConfig
+from immunorehab.cytokines.assay import AssayConfig, load_assay
 from immunorehab.cytokines.io_plate import read_plate_map, read_readings
 from immunorehab.cytokines.plate import PlateMap, Readings
 from immunorehab.cytokines.process import process_plate
 from immunorehab.errors import PlateError
 
 PLATES = Path(__file__).resolve().parents[2] / "data" / "cytokines" / "plates"
+
+
+@pytest.fixture(scope="module")
+def assay() -> AssayConfig:
+    return load_assay(Path(__file__).resolve().parents[3] / "examples" / "assays" / "long_covid_panel.yaml")
 
 
 @pytest.fixture(scope="module")
