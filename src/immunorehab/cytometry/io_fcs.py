@@ -202,6 +202,8 @@ def _digest(buf: Buffer) -> str | Callable[[], str]:
 
     def join() -> str:
         worker.join()
+        if not result:  # the thread did not run to the end here (e.g. the process was forked meanwhile)
+            result.append(hashlib.sha256(buf).hexdigest())
         return result[0]
 
     return join

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 
 import numpy as np
@@ -114,5 +114,22 @@ class GatingResults:
         frame = pd.DataFrame(rows, columns=columns)
         return frame.astype({"count": "int64", "parent_count": "int64"})
 
+    def __reduce__(self) -> tuple[Callable[..., GatingResults], tuple[dict[str, object]]]:
+        """Picklable (worker processes)."""
+        state: dict[str, object] = {
+            "sample_name": self.sample_name,
+            "n_events": self.n_events,
+            "membership": dict(self._membership),
+            "parents": dict(self._parents),
+            "order": self._order,
+            "strategy_sha256": self.strategy_sha256,
+            "notes": self.notes,
+        }
+        return (_restore, (state,))
+
     def __repr__(self) -> str:
         return f"GatingResults({self.sample_name!r}, {self.n_events} events, {len(self._order)} populations)"
+
+
+def _restore(state: dict[str, object]) -> GatingResults:
+    return GatingResults(**state)  # type: ignore[arg-type]

@@ -292,6 +292,27 @@ class Sample:
     def __repr__(self) -> str:
         return f"Sample({self.name!r}, {self.n_events} events x {len(self.channels)} channels)"
 
+    def __reduce__(self) -> tuple[Callable[..., Sample], tuple[dict[str, object]]]:
+        """Picklable (worker processes): the digest is resolved, the arrays travel as they are."""
+        state: dict[str, object] = {
+            "name": self.name,
+            "raw": self._raw,
+            "channels": self.channels,
+            "markers": self.markers,
+            "metadata": dict(self.metadata),
+            "version": self.version,
+            "sha256": self.sha256,
+            "path": self.path,
+            "dataset": self.dataset,
+            "spillover": self.spillover,
+        }
+        return (_restore, (state,))
+
+
+def _restore(state: dict[str, object]) -> Sample:
+    raw = np.array(state.pop("raw"), dtype=np.float64)
+    return Sample(raw=raw, **state)  # type: ignore[arg-type]
+
 
 def _float_or_none(value: str | None) -> float | None:
     if value is None:

@@ -300,6 +300,17 @@ class GatingStrategy:
             self._sha = hashlib.sha256(self.to_gatingml_string().encode("utf-8")).hexdigest()
         return self._sha
 
+    def __reduce__(self) -> tuple[type[GatingStrategy], tuple[object, ...], dict[str, object]]:
+        """Picklable (worker processes)."""
+        return (
+            GatingStrategy,
+            (self._gates, dict(self.transforms), dict(self.spillovers)),
+            {"source": self.source},
+        )
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.source = state.get("source")  # type: ignore[assignment]
+
     def __repr__(self) -> str:
         ids = self.gate_ids
         shown = ", ".join(ids[:6]) + (", ..." if len(ids) > 6 else "")

@@ -255,3 +255,18 @@ def test_ratio_dimension(tmp_path: object) -> None:
     gate = RectangleGate("r", None, (Dimension("ab", kind="ratio"),), (2.0,), (None,))
     res = GatingStrategy([gate], {"ab": RatioTransform("A", "B")}).gate(sample)
     assert res.membership("r").tolist() == [True, False]
+
+
+def test_samples_strategies_and_results_pickle_for_worker_processes() -> None:
+    import pickle
+
+    sample, _ = large_sample(500)
+    gate = RectangleGate("bpos", None, (Dimension("B", "FCS", "L"),), (0.45,), (None,))
+    strategy = GatingStrategy([gate], {"L": LogicleTransform()}, source="x.xml")
+    results = strategy.gate(sample)
+    sample2, strategy2, results2 = pickle.loads(pickle.dumps((sample, strategy, results)))
+    np.testing.assert_array_equal(sample2.raw, sample.raw)
+    assert sample2.sha256 == sample.sha256 and sample2.spillover == sample.spillover
+    assert strategy2.sha256 == strategy.sha256 and strategy2.source == "x.xml"
+    assert results2.counts().equals(results.counts())
+    np.testing.assert_array_equal(strategy2.gate(sample2).membership("bpos"), results.membership("bpos"))
