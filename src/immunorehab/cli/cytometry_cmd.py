@@ -122,7 +122,7 @@ def gate_command(
 
     from immunorehab.cytometry.export import sample_outputs
     from immunorehab.cytometry.io_fcs import read_fcs
-    from immunorehab.cytometry.pipeline import analyse_sample
+    from immunorehab.cytometry.pipeline import analyse_sample, stack_frames
     from immunorehab.errors import ImmunorehabError
     from immunorehab.study.export import write_frame
 
@@ -157,11 +157,9 @@ def gate_command(
             progress.advance(task)
     if not analyses:
         raise ConfigError(f"no file could be gated ({failed} failed)")
-    import pandas as pd
-
-    write_frame(pd.concat([a.counts for a in analyses]), out / "counts.csv", overwrite=True)
-    write_frame(pd.concat([a.moves_frame() for a in analyses]), out / "gate_moves.csv", overwrite=True)
-    write_frame(pd.concat([a.flags_frame() for a in analyses]), out / "qc_flags.csv", overwrite=True)
+    write_frame(stack_frames([a.counts for a in analyses]), out / "counts.csv", overwrite=True)
+    write_frame(stack_frames([a.moves_frame() for a in analyses]), out / "gate_moves.csv", overwrite=True)
+    write_frame(stack_frames([a.flags_frame() for a in analyses]), out / "qc_flags.csv", overwrite=True)
     console.print(_summary_table(analyses))
     console.print(
         f"Wrote {out / 'counts.csv'} ({len(analyses)} files, strategy {options.sha256(strategy)[:12]})"

@@ -38,7 +38,7 @@ from immunorehab.study.export import atomic_write
 
 from .manifest import Manifest, ManifestRow
 from .panel import Panel
-from .pipeline import GateOptions, analyse_sample
+from .pipeline import GateOptions, analyse_sample, stack_frames
 from .qc import exercise_flag
 
 if TYPE_CHECKING:
@@ -407,9 +407,7 @@ def _summaries(outcomes: Sequence[FileOutcome], out: Path) -> list[Path]:
     }
     written = []
     for name, parts in frames.items():
-        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(_meta_columns()))
-        lead = [c for c in _meta_columns() if c in frame.columns]
-        frame = frame[lead + [c for c in frame.columns if c not in lead]]
+        frame = stack_frames(parts, _meta_columns())
         written.append(_write_csv(frame, out / name))
     flags = [{**_meta(o), "code": c, "detail": d} for o in outcomes for c, d in o.flags]
     written.append(
@@ -463,7 +461,8 @@ def run_batch(
     plots : "png" or "svg", optional
         Write a gate plot per file to ``out/plots``.
     replace_stored : bool
-        Re-gate files already stored with the same strategy, replacing them (needs ``reason``).
+        Re-gate every file, replacing results stored with the same strategy (needs ``reason``,
+        kept in the audit trail).
     on_progress : callable, optional
         ``on_progress(task, done, total)``.
 
@@ -479,6 +478,8 @@ def run_batch(
     start = time.perf_counter()
     out = Path(out)
     options = options or GateOptions.create()
+    if replace_stored and not reason:
+        raise BatchError("re-gating stored results (--replace) needs a reason: pass --reason TEXT")
     if store is not None:
         from .service import check_manifest_rows, processed_keys, require_writer
 
@@ -494,11 +495,11 @@ def run_batch(
     (out / ".ledger").mkdir(exist_ok=True)
     if plots:
         (out / "plots").mkdir(exist_ok=True)
-    processed = (
-        processed_keys(store, by=user)
-        if store is not None and user is not None and not replace_stored
-        else None
-    )
+    processed: set[tuple[str, str]] | None = None
+    if replace_stored:
+        processed = set()  # re-gate everything
+    elif store is not None and user is not None:
+        processed = processed_keys(store, by=user)
     plan = _plan(manifest, options, out, processed, plots, on_progress)
     runner = (
         _run_dask(plan.jobs, scheduler)

@@ -21,7 +21,7 @@ from immunorehab.simulate.fcs import BeadSpec, PanelFractions, simulate_panel, w
 
 from .batch import run_batch
 from .manifest import read_manifest
-from .pipeline import GateOptions
+from .pipeline import GateOptions, stack_frames
 
 if TYPE_CHECKING:
     from immunorehab.study.demo import DemoContext
@@ -67,15 +67,14 @@ def _blood_visits(ctx: DemoContext) -> list[tuple[str, str, dt.date, int | None,
                 VisitRecord.visit_id,
                 VisitRecord.visit_date,
                 Participant.age_years,
+                Participant.cmv_serostatus,
             )
             .join(Participant, Participant.id == VisitRecord.participant_pk)
             .join(Measurement, Measurement.visit_record_id == VisitRecord.id)
             .where(Measurement.measure_id == "blood_drawn", Measurement.value_num == 1.0)
             .order_by(VisitRecord.participant_id, VisitRecord.visit_date)
         )
-        rows = list(session.execute(query))
-        cmv = dict(session.execute(select(Participant.participant_id, Participant.cmv_serostatus)).all())
-    return [(pid, visit, day, age, cmv.get(pid)) for pid, visit, day, age in rows]
+        return [(pid, visit, day, age, cmv) for pid, visit, day, age, cmv in session.execute(query)]
 
 
 def _write_files(ctx: DemoContext, folder: Path) -> Path | None:
@@ -132,7 +131,7 @@ def demo_cytometry(ctx: DemoContext) -> list[str]:
         user="lab1",
         on_progress=ctx.on_progress,
     )
-    counts = pd.concat([o.counts for o in report.outcomes if not o.counts.empty], ignore_index=True)
+    counts = stack_frames([o.counts for o in report.outcomes if not o.counts.empty])
     means = counts[counts["gate"].isin(MEAN_GATES)].groupby("gate")["pct_parent"].mean()
     t_per_ul = counts.loc[counts["gate"] == "t_cells", "cells_per_ul"].mean()
     flags = report.flag_counts()

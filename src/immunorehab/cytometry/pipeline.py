@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from .sample import Sample
     from .strategy import GatingStrategy
 
-__all__ = ["COUNT_COLUMNS", "GateOptions", "SampleAnalysis", "analyse_sample"]
+__all__ = ["COUNT_COLUMNS", "GateOptions", "SampleAnalysis", "analyse_sample", "stack_frames"]
 
 #: Columns every counts table starts with (then ``median_<marker>`` columns).
 COUNT_COLUMNS = (
@@ -206,3 +207,17 @@ def analyse_sample(
     )
     ordered = [*COUNT_COLUMNS, *(c for c in counts.columns if c not in COUNT_COLUMNS)]
     return SampleAnalysis(sample, placed, placement, results, counts[ordered], tuple(flags))
+
+
+def stack_frames(frames: Sequence[pd.DataFrame], columns: Sequence[str] = ()) -> pd.DataFrame:
+    """Rows of ``frames`` one after the other; columns in order of first appearance (``columns`` first).
+
+    Built from records, so a column that is all-NaN in some frames (no absolute counts for
+    one file) does not change dtypes or trigger pandas' concatenation deprecation.
+    """
+    order: dict[str, None] = dict.fromkeys(columns)
+    records: list[dict[Hashable, object]] = []
+    for frame in frames:
+        order.update(dict.fromkeys(str(c) for c in frame.columns))
+        records.extend(frame.to_dict(orient="records"))
+    return pd.DataFrame.from_records(records, columns=list(order))

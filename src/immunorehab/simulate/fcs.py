@@ -27,6 +27,7 @@ import datetime as dt
 import json
 import math
 from array import array
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,7 @@ __all__ = [
     "PanelFractions",
     "PanelTruth",
     "SimulatedPanel",
+    "TRUTH_PARENTS",
     "simulate_panel",
     "simulate_panel_sample",
     "spillover_text",
@@ -297,6 +299,7 @@ def simulate_panel(
     events_per_second: float = 2_000.0,
     name: str = "synthetic",
     seed: int | None = None,
+    brightness: Mapping[str, float] | None = None,
 ) -> SimulatedPanel:
     """Simulate one tube of the T-cell memory panel.
 
@@ -313,6 +316,8 @@ def simulate_panel(
     events_per_second : acquisition rate (the Time channel counts 10 ms ticks).
     name : sample name (``$FIL`` is ``name.fcs``).
     seed : recorded in the file and truth for provenance (the randomness comes from ``rng``).
+    brightness : scale the stained intensity of markers, e.g. ``{"CCR7": 0.3}`` for a dim
+        reagent lot (the situation per-sample gate placement is for).
 
     Returns
     -------
@@ -327,6 +332,12 @@ def simulate_panel(
     """
     f = fractions or PanelFractions()
     _check(n_events, f, beads, flow_disturbance, events_per_second)
+    markers = [m for _, m in FLUORESCENCE]
+    bad = {k: v for k, v in (brightness or {}).items() if k not in markers or not v > 0}
+    if bad:
+        raise FcsSimulationError(
+            f"brightness {bad} invalid: expected positive factors for markers among {', '.join(markers)}"
+        )
     n_beads = 0
     if beads is not None:
         ratio = beads.beads_per_tube / (beads.volume_ul * beads.lymphocytes_per_ul)
@@ -334,7 +345,7 @@ def simulate_panel(
         n_beads = int(round(n_events * p_live_lymph * ratio / (1.0 + p_live_lymph * ratio)))
     kind = pick(rng, (f.debris, f.doublets, max(0.0, 1.0 - f.debris - f.doublets)), n_events - n_beads)
     n_debris, n_doublets, n_single = (int((kind == k).sum()) for k in range(3))
-    cell_scatter, cell_x, cell_labels = draw_cells(n_single + 2 * n_doublets, rng, f)
+    cell_scatter, cell_x, cell_labels = draw_cells(n_single + 2 * n_doublets, rng, f, brightness)
     single = slice(0, n_single)
     a = slice(n_single, n_single + 2 * n_doublets, 2)
     b = slice(n_single + 1, n_single + 2 * n_doublets, 2)

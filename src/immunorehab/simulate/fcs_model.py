@@ -9,6 +9,7 @@ marker expression (lognormal positive populations over autofluorescence) and eve
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -209,9 +210,13 @@ def pick(rng: np.random.Generator, probs: tuple[float, ...], n: int) -> np.ndarr
 
 
 def draw_cells(
-    n: int, rng: np.random.Generator, f: PanelFractions
+    n: int, rng: np.random.Generator, f: PanelFractions, brightness: Mapping[str, float] | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """``n`` single cells: (scatter n x 3 [FSC-A, FSC-H, SSC-A], true fluorescence n x 12, labels)."""
+    """``n`` single cells: (scatter n x 3 [FSC-A, FSC-H, SSC-A], true fluorescence n x 12, labels).
+
+    ``brightness`` scales the stained (positive) intensity of markers, e.g. ``{"CCR7": 0.3}``
+    for a dim reagent lot; autofluorescence is unchanged.
+    """
     granulocytes = max(0.0, 1.0 - f.lymphocytes - f.monocytes)
     kind = pick(rng, (f.lymphocytes, f.monocytes, granulocytes), n)  # 0 lymph, 1 mono, 2 gran
     dead = rng.random(n) < f.dead
@@ -234,7 +239,7 @@ def draw_cells(
     autof = lognormal(rng, 90.0, 0.45, n) * np.choose(kind, [1.0, 2.0, 3.5])
     x = np.outer(autof, np.linspace(1.2, 0.6, len(FLUORESCENCE)))
     labels = lineage_labels(kind == 0, rng, f)
-    express(x, kind, dead, labels, rng)
+    express(x, kind, dead, labels, rng, brightness or {})
     labels["cell_type"] = (kind + CELL_TYPES.index("lymphocyte")).astype(np.int8)
     labels["dead"] = dead
     return scatter, x, labels
@@ -284,14 +289,19 @@ def lineage_labels(lymph: np.ndarray, rng: np.random.Generator, f: PanelFraction
 
 
 def express(
-    x: np.ndarray, kind: np.ndarray, dead: np.ndarray, lab: dict[str, np.ndarray], rng: np.random.Generator
+    x: np.ndarray,
+    kind: np.ndarray,
+    dead: np.ndarray,
+    lab: dict[str, np.ndarray],
+    rng: np.random.Generator,
+    brightness: Mapping[str, float],
 ) -> None:
     """Add each population's marker expression to the autofluorescence in ``x`` (in place)."""
 
     def add(mask: np.ndarray, marker: str, median: float, sd: float = 0.4) -> None:
         k = int(mask.sum())
         if k:
-            x[mask, _M[marker]] += lognormal(rng, median, sd, k)
+            x[mask, _M[marker]] += lognormal(rng, median * brightness.get(marker, 1.0), sd, k)
 
     lin, mem = lab["lineage"], lab["memory"]
     t = np.isin(lin, [LINEAGES.index(c) for c in ("t_cd4", "t_cd8", "t_dn", "t_dp")])
