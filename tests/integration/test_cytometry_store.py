@@ -263,3 +263,34 @@ def test_store_outcome_refuses_an_unknown_participant(study, enrolled, fcs_files
             moves=pd.DataFrame(),
             flags=(),
         )
+
+
+def test_logged_sessions_near_the_draw_for_unblinded_readers_only(
+    study, enrolled, fcs_files, tmp_path
+) -> None:
+    """A rehab session logged the day before the draw shows to the statistician, never to lab or assessor."""
+    from immunorehab.rehab.tables import RehabSession
+    from immunorehab.study.models import Participant
+
+    with study.store.write("admin") as session:
+        person_pk = session.scalar(sa.select(Participant.id).where(Participant.participant_id == enrolled[0]))
+        for day, attended in (
+            (dt.date(2026, 1, 31), True),
+            (dt.date(2026, 1, 20), True),
+            (dt.date(2026, 2, 1), False),
+        ):
+            session.add(
+                RehabSession(
+                    participant_pk=person_pk, participant_id=enrolled[0], prescription_version=1,
+                    session_no=day.day, session_date=day, attended=attended, supervised=True,
+                    crash_reported=False, red_flags="", recorded_at=dt.datetime.now(dt.UTC),
+                    recorded_by="admin",
+                )
+            )  # fmt: skip
+    manifest = read_manifest(_manifest(tmp_path, fcs_files[:1], [(enrolled[0], "baseline")]))
+    run_batch(manifest, out=tmp_path / "out", options=OPTIONS, workers=1, store=study.store, user="lab1")
+    unblinded = cyto_service.results_frame(study.store, by="stats1")
+    assert set(unblinded["logged_session_near_draw"]) == {"2026-01-31"}  # attended, within a day of the draw
+    blinded = cyto_service.results_frame(study.store, by="lab1")
+    assert "logged_session_near_draw" not in blinded.columns
+    assert not blinded["qc_flags"].str.contains("session").any()
