@@ -10,6 +10,7 @@ Core (reading, compensation, transforms, gates, gating engine, Gating-ML 2.0, Fl
 """
 
 from .compensation import Spillover, compensate
+from .engine import EventValues
 from .gates import (
     BooleanGate,
     Dimension,
@@ -43,6 +44,7 @@ __all__ = [
     "Dimension",
     "Divider",
     "EllipsoidGate",
+    "EventValues",
     "FlowJoBiexTransform",
     "Gate",
     "GatingResults",

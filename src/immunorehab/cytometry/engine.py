@@ -13,8 +13,8 @@ Design (what makes it fast and lean on a 1,000,000-event file):
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -56,6 +56,16 @@ class _Column:
     done: BoolArray | None
 
 
+@dataclass(slots=True)
+class _Store:
+    """Computed values of one sample, keyed by what they are (not by strategy-local ids), so that several
+    strategies using the same transforms and matrices share them."""
+
+    columns: dict[Hashable, _Column] = field(default_factory=dict)
+    bases: dict[Hashable, FloatArray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
 class EventValues:
     """Compensated and transformed event values of one sample, computed on demand and cached.
 
@@ -65,18 +75,56 @@ class EventValues:
         Supplies transforms and spillover matrices by id.
     sample : Sample
         The events.
+
+    Notes
+    -----
+    Pass the same object to several ``strategy.gate(sample, values=...)`` calls (e.g. growing partial
+    strategies during auto-placement) to compute each (channel, compensation, transform) column once. Values
+    are cached by the transform and matrix themselves, so strategies may use different ids for them. A shared
+    object keeps every column it computed (it cannot know whether a later gating needs it).
     """
 
-    def __init__(self, strategy: GatingStrategy, sample: Sample) -> None:
+    def __init__(self, strategy: GatingStrategy, sample: Sample, *, _store: _Store | None = None) -> None:
         self.strategy = strategy
         self.sample = sample
-        self.notes: list[str] = []
         self.fast = sample.n_events >= _fastlogicle.MIN_SIZE
-        self._columns: dict[Dimension, _Column] = {}
-        self._bases: dict[BaseKey, FloatArray] = {}
+        self._keep = _store is not None
+        self._store = _store if _store is not None else _Store()
         self._base_uses: Counter[BaseKey] = Counter()
         self._column_uses: Counter[Dimension] = Counter()
         self._wanted: dict[str, set[str]] = {}
+        self._comp_keys: dict[str, Hashable] = {}
+
+    @property
+    def notes(self) -> list[str]:
+        """Notes about the values (e.g. 'FCS' compensation asked but the file has no spillover matrix)."""
+        return self._store.notes
+
+    def for_strategy(self, strategy: GatingStrategy) -> EventValues:
+        """Values for another strategy on the same sample, sharing (and keeping) what is computed."""
+        self._keep = True
+        return EventValues(strategy, self.sample, _store=self._store)
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    def _comp_key(self, compensation: str) -> Hashable:
+        key = self._comp_keys.get(compensation)
+        if key is None:
+            if compensation in (UNCOMPENSATED, FCS):
+                key = compensation
+            else:
+                sp = self.strategy.spillovers[compensation]
+                key = (sp.detectors, sp.fluorochromes, sp.matrix.tobytes())
+            self._comp_keys[compensation] = key
+        return key
+
+    def _column_key(self, dim: Dimension) -> Hashable:
+        what: Hashable = self.strategy.transforms[dim.channel] if dim.kind == "ratio" else dim.channel
+        xf = None if dim.transform is None else self.strategy.transforms[dim.transform]
+        return (dim.kind, what, self._comp_key(dim.compensation), xf)
+
+    def _base_key(self, channel: str, compensation: str) -> Hashable:
+        return (channel, self._comp_key(compensation))
 
     # -- planning -----------------------------------------------------------------------------
 
@@ -99,15 +147,15 @@ class EventValues:
         return [(dim.channel, dim.compensation)]
 
     def release(self, gate: Gate) -> None:
-        """Forget columns that no later gate uses (keeps peak memory low)."""
+        """Forget columns that no later gate uses (keeps peak memory low), unless the values are shared."""
         for dim in gate.dimensions:
             self._column_uses[dim] -= 1
-            if self._column_uses[dim] <= 0:
-                self._columns.pop(dim, None)
+            if self._column_uses[dim] <= 0 and not self._keep:
+                self._store.columns.pop(self._column_key(dim), None)
                 for key in self._base_keys(dim):
                     self._base_uses[key] -= 1
                     if self._base_uses[key] <= 0:
-                        self._bases.pop(key, None)
+                        self._store.bases.pop(self._base_key(*key), None)
 
     # -- values -------------------------------------------------------------------------------
 
@@ -117,12 +165,13 @@ class EventValues:
         Values are computed once per event and cached, so a column asked for the events of one parent and
         later for those of another computes only the events not seen before.
         """
-        col = self._columns.get(dim)
+        ckey = self._column_key(dim)
+        col = self._store.columns.get(ckey)
         n = self.sample.n_events
         if col is None:
             col = _Column(np.empty(n, dtype=np.float64), np.zeros(n, dtype=bool))
-            if self._column_uses[dim] > 0:
-                self._columns[dim] = col
+            if self._column_uses[dim] > 0 or self._keep:
+                self._store.columns[ckey] = col
         if col.done is None:
             return col.values if rows is None else col.values[rows]
         if rows is None or rows.size > _SUBSET_FRACTION * n:
@@ -163,8 +212,8 @@ class EventValues:
 
     def base(self, channel: str, compensation: str) -> FloatArray:
         """Channel-to-scale values of ``channel``, compensated as asked (not transformed)."""
-        key = (channel, compensation)
-        cached = self._bases.get(key)
+        bkey = self._base_key(channel, compensation)
+        cached = self._store.bases.get(bkey)
         if cached is not None:
             return cached
         spill = self._spillover(compensation)
@@ -173,9 +222,12 @@ class EventValues:
         else:
             wanted = self._wanted.get(compensation, set()) | {channel}
             self._compensate_block(compensation, spill, sorted(wanted))
-            values = self._bases.pop(key) if self._base_uses[key] <= 0 else self._bases[key]
-        if self._base_uses[key] > 0:
-            self._bases[key] = values
+            values = self._store.bases[bkey]
+        keep = self._keep or self._base_uses[(channel, compensation)] > 0
+        if keep:
+            self._store.bases[bkey] = values
+        else:
+            self._store.bases.pop(bkey, None)
         return values
 
     def _scaled(self, channel: str) -> FloatArray:
@@ -195,8 +247,8 @@ class EventValues:
                     f"compensation 'FCS' requested but {self.sample.name!r} has no $SPILLOVER/$SPILL; "
                     "values were left uncompensated"
                 )
-                if note not in self.notes:
-                    self.notes.append(note)
+                if note not in self._store.notes:
+                    self._store.notes.append(note)
             return self.sample.spillover
         return self.strategy.spillovers[compensation]
 
@@ -206,7 +258,11 @@ class EventValues:
             cols, unmix = compensation_operator(self.sample.channels, spill)
         except CytometryError as exc:
             raise GateError(f"cannot compensate sample {self.sample.name!r}: {exc}") from None
-        targets = [n for n in names if spill.fluorochrome_for(n) and (n, compensation) not in self._bases]
+        targets = [
+            n
+            for n in names
+            if spill.fluorochrome_for(n) and self._base_key(n, compensation) not in self._store.bases
+        ]
         if not targets:
             return
         which = [spill.fluorochromes.index(str(spill.fluorochrome_for(n))) for n in targets]
@@ -215,7 +271,7 @@ class EventValues:
         # (k x d) @ (d x n): one BLAS call; each result row is one fluorochrome, contiguous in memory
         out = np.ascontiguousarray(op.T) @ detectors.T
         for k, name in enumerate(targets):
-            self._bases[(name, compensation)] = out[k]
+            self._store.bases[self._base_key(name, compensation)] = out[k]
 
     def _detector_matrix(self, cols: list[int]) -> FloatArray:
         """Scaled values of the detector columns, (n_events, n_detectors); a view when possible."""
@@ -329,7 +385,11 @@ def _geometric(gate: Gate, values: EventValues, parent: BoolArray | None) -> dic
 
 
 def gate_sample(
-    strategy: GatingStrategy, sample: Sample, *, on_progress: ProgressCallback | None = None
+    strategy: GatingStrategy,
+    sample: Sample,
+    *,
+    on_progress: ProgressCallback | None = None,
+    values: EventValues | None = None,
 ) -> GatingResults:
     """Evaluate every gate of ``strategy`` on ``sample``.
 
@@ -341,6 +401,8 @@ def gate_sample(
         Events to gate (channel-to-scale values are used).
     on_progress : callable, optional
         ``on_progress(task, done, total)`` after each gate.
+    values : EventValues, optional
+        Values already computed for this sample (by this or another strategy); reused and extended.
 
     Returns
     -------
@@ -352,7 +414,9 @@ def gate_sample(
     GateError
         A gate uses a channel the sample does not have, or a spillover matrix whose detectors are missing.
     """
-    values = EventValues(strategy, sample)
+    if values is not None and values.sample is not sample:
+        raise GateError(f"values were computed for sample {values.sample.name!r}, not for {sample.name!r}.")
+    values = EventValues(strategy, sample) if values is None else values.for_strategy(strategy)
     gates = strategy.gates
     values.plan(gates)
     membership: dict[str, BoolArray] = {}
@@ -377,5 +441,5 @@ def gate_sample(
         parents=parents,
         order=strategy.gate_ids,
         strategy_sha256=strategy.sha256,
-        notes=values.notes,
+        notes=tuple(values.notes),
     )

@@ -25,6 +25,7 @@ from .sample import Sample
 from .transforms import RatioTransform, Transform
 
 if TYPE_CHECKING:
+    from .engine import EventValues
     from .results import GatingResults
 
 __all__ = ["GatingStrategy", "ProgressCallback"]
@@ -249,21 +250,41 @@ class GatingStrategy:
 
     # -- evaluation ---------------------------------------------------------------------------
 
-    def dimension_values(self, sample: Sample, dimensions: Sequence[Dimension]) -> npt.NDArray[np.float64]:
-        """Compensated and transformed values of ``dimensions``, shape (n_events, len(dimensions))."""
+    def dimension_values(
+        self, sample: Sample, dimensions: Sequence[Dimension], *, values: EventValues | None = None
+    ) -> npt.NDArray[np.float64]:
+        """Compensated and transformed values of ``dimensions``, shape (n_events, len(dimensions)).
+
+        ``values`` (an :class:`~immunorehab.cytometry.engine.EventValues` of the same sample) reuses columns
+        already computed, e.g. by :meth:`gate` with the same object.
+        """
         from .engine import EventValues
 
-        values = EventValues(self, sample)
+        if values is not None and values.sample is not sample:
+            raise GateError(
+                f"values were computed for sample {values.sample.name!r}, not for {sample.name!r}."
+            )
+        source = EventValues(self, sample) if values is None else values.for_strategy(self)
         out = np.empty((sample.n_events, len(dimensions)), dtype=np.float64)
         for j, dim in enumerate(dimensions):
-            out[:, j] = values.column(dim)
+            out[:, j] = source.column(dim)
         return out
 
-    def gate(self, sample: Sample, *, on_progress: ProgressCallback | None = None) -> GatingResults:
-        """Evaluate every gate on ``sample``; see :func:`immunorehab.cytometry.engine.gate_sample`."""
+    def gate(
+        self,
+        sample: Sample,
+        *,
+        on_progress: ProgressCallback | None = None,
+        values: EventValues | None = None,
+    ) -> GatingResults:
+        """Evaluate every gate on ``sample``; see :func:`immunorehab.cytometry.engine.gate_sample`.
+
+        Pass the same ``values=EventValues(strategy, sample)`` to several calls on one sample to compute each
+        compensated/transformed column once.
+        """
         from .engine import gate_sample
 
-        return gate_sample(self, sample, on_progress=on_progress)
+        return gate_sample(self, sample, on_progress=on_progress, values=values)
 
     # -- Gating-ML / FlowJo -------------------------------------------------------------------
 

@@ -270,3 +270,36 @@ def test_samples_strategies_and_results_pickle_for_worker_processes() -> None:
     assert strategy2.sha256 == strategy.sha256 and strategy2.source == "x.xml"
     assert results2.counts().equals(results.counts())
     np.testing.assert_array_equal(strategy2.gate(sample2).membership("bpos"), results.membership("bpos"))
+
+
+def test_event_values_are_shared_across_strategies_of_one_sample() -> None:
+    """Auto-placement gates growing partial strategies: shared values compute each column once."""
+    from unittest import mock
+
+    from immunorehab.cytometry import EventValues
+
+    sample, _ = large_sample(2000)
+    xf = LogicleTransform()
+    first = GatingStrategy(
+        [RectangleGate("b", None, (Dimension("B", "FCS", "L1"),), (0.45,), (None,))], {"L1": xf}
+    )
+    second = GatingStrategy(  # other ids, same transform: still shared
+        [
+            RectangleGate("b", None, (Dimension("B", "FCS", "L2"),), (0.45,), (None,)),
+            RectangleGate("c", "b", (Dimension("C", "FCS", "L2"),), (0.3,), (None,)),
+        ],
+        {"L2": LogicleTransform()},
+    )
+    values = EventValues(first, sample)
+    with mock.patch.object(
+        LogicleTransform, "apply", autospec=True, side_effect=LogicleTransform.apply
+    ) as spy:
+        r1 = first.gate(sample, values=values)
+        r2 = second.gate(sample, values=values)
+    assert spy.call_count == 2  # B once (shared), C once
+    assert r1.count("b") == r2.count("b")
+    fresh = second.gate(sample)
+    np.testing.assert_array_equal(r2.membership("c"), fresh.membership("c"))
+    other, _ = large_sample(10)
+    with pytest.raises(GateError, match="values were computed for sample"):
+        first.gate(other, values=values)
