@@ -159,3 +159,47 @@ def test_batch_into_the_store_and_results(study, fcs: Path, tmp_path: Path, caps
     assert len(pd.read_csv(export)) == 2 * 23
     code, _, err = cli(capsys, *args, "--db", study.url, "--user", "physio1")
     assert code == 1 and "may not store cytometry results" in err
+
+
+def test_the_shipped_example_manifest_runs(tmp_path: Path, capsys) -> None:
+    """examples/cytometry: the README's commands give a batch with both absolute-count methods."""
+    import shutil
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "cytometry"
+    folder = tmp_path / "example"
+    shutil.copytree(example, folder)
+    (folder / "fcs").mkdir()
+    for name, seed, beads in (("LEI-0001_baseline", 1, True), ("LEI-0001_week8", 2, True),
+                              ("LEI-0002_baseline", 3, False), ("LEI-0002_week8", 4, False)):  # fmt: skip
+        args = [
+            "simulate",
+            "fcs",
+            str(folder / "fcs" / f"{name}.fcs"),
+            "--events",
+            "12000",
+            "--seed",
+            str(seed),
+        ]
+        assert run(args + (["--beads"] if beads else [])) == 0
+    batch = [
+        "cytometry",
+        "batch",
+        str(folder / "manifest.csv"),
+        "--out",
+        str(tmp_path / "o"),
+        "--workers",
+        "1",
+    ]
+    code, out, err = cli(capsys, *batch)
+    assert code == 0, err
+    assert "4 gated" in out
+    counts = pd.read_csv(tmp_path / "o" / "counts.csv")
+    t_cells = counts[counts["gate"] == "t_cells"].set_index("participant_id")["cells_per_ul"]
+    assert (t_cells > 300).all() and (t_cells < 2_500).all()
+    flags = pd.read_csv(tmp_path / "o" / "qc_flags.csv")
+    exercise = flags[flags["code"] == "draw_after_exercise"]
+    assert exercise[["participant_id", "visit_id"]].values.tolist() == [["LEI-0002", "week8"]]
+    from immunorehab.cytometry.template import load_template, strategy_channels
+
+    cytoflex = strategy_channels(load_template("tcell-memory", panel=example / "panel_cytoflex.csv"))
+    assert {"PB450-A", "KO525-A", "TIME", "FSC-A"} <= set(cytoflex) and "BUV395-A" not in cytoflex
