@@ -384,6 +384,29 @@ def _geometric(gate: Gate, values: EventValues, parent: BoolArray | None) -> dic
     return out
 
 
+def _evaluate_all(
+    gates: Sequence[Gate], values: EventValues, on_progress: ProgressCallback | None
+) -> tuple[dict[str, BoolArray], dict[str, str | None]]:
+    """Membership of every population, gates in order (parents and operands first)."""
+    values.plan(gates)
+    membership: dict[str, BoolArray] = {}
+    parents: dict[str, str | None] = {}
+    for done, gate in enumerate(gates, start=1):
+        parent = None if gate.parent is None else membership[gate.parent]
+        if isinstance(gate, BooleanGate):
+            mask = _boolean(gate, membership)
+            new = {gate.id: mask if parent is None else mask & parent}
+        else:
+            new = _geometric(gate, values, parent)
+        for gid, mask in new.items():
+            membership[gid] = mask
+            parents[gid] = gate.parent
+        values.release(gate)
+        if on_progress is not None:
+            on_progress(f"gating {values.sample.name}", done, len(gates))
+    return membership, parents
+
+
 def gate_sample(
     strategy: GatingStrategy,
     sample: Sample,
@@ -417,23 +440,7 @@ def gate_sample(
     if values is not None and values.sample is not sample:
         raise GateError(f"values were computed for sample {values.sample.name!r}, not for {sample.name!r}.")
     values = EventValues(strategy, sample) if values is None else values.for_strategy(strategy)
-    gates = strategy.gates
-    values.plan(gates)
-    membership: dict[str, BoolArray] = {}
-    parents: dict[str, str | None] = {}
-    for done, gate in enumerate(gates, start=1):
-        parent = None if gate.parent is None else membership[gate.parent]
-        if isinstance(gate, BooleanGate):
-            mask = _boolean(gate, membership)
-            new = {gate.id: mask if parent is None else mask & parent}
-        else:
-            new = _geometric(gate, values, parent)
-        for gid, mask in new.items():
-            membership[gid] = mask
-            parents[gid] = gate.parent
-        values.release(gate)
-        if on_progress is not None:
-            on_progress(f"gating {sample.name}", done, len(gates))
+    membership, parents = _evaluate_all(strategy.gates, values, on_progress)
     return GatingResults(
         sample_name=sample.name,
         n_events=sample.n_events,

@@ -15,7 +15,6 @@ Samples are immutable: the event arrays are read-only views, so nothing downstre
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -23,7 +22,7 @@ from types import MappingProxyType
 import numpy as np
 import numpy.typing as npt
 
-from immunorehab.errors import CytometryError, FCSStandardWarning
+from immunorehab.errors import CytometryError
 
 from .compensation import Spillover, spillover_from_metadata
 
@@ -321,8 +320,3 @@ def _float_or_none(value: str | None) -> float | None:
         return float(value.strip())
     except ValueError:
         return None
-
-
-def warn_standard(message: str) -> None:
-    """Emit an :class:`FCSStandardWarning` attributed to the caller of ``read_fcs``."""
-    warnings.warn(message, FCSStandardWarning, stacklevel=4)
