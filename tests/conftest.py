@@ -18,19 +18,9 @@ import sqlalchemy as sa
 
 from immunorehab.study.service import add_user, create_study
 from immunorehab.study.store import Store
+from testpaths import PHOSP, REPO, ROLE_USERS, TWO_ARM  # noqa: F401  (re-exported for fixtures)
 
-REPO = Path(__file__).resolve().parents[1]
-PROTOCOLS = REPO / "examples" / "protocols"
-PHOSP = PROTOCOLS / "phosp_r_immune.yaml"
-TWO_ARM = PROTOCOLS / "two_arm_minimisation.yaml"
 DEFAULT_PG = "postgresql+psycopg://immunorehab:immunorehab@127.0.0.1:5432/postgres"
-ROLE_USERS = {
-    "coord": "coordinator",
-    "physio1": "physio",
-    "lab1": "lab",
-    "stats1": "statistician",
-    "assessor1": "assessor",
-}
 
 
 def _pg_admin_url() -> str | None:

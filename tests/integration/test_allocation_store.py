@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import PHOSP, TWO_ARM
+from testpaths import PHOSP, TWO_ARM
 from factories import person
 from immunorehab.errors import AlreadyRandomised, EligibilityError, PermissionDenied
 from immunorehab.study.allocation import allocation_balance, randomise, verify_allocations

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from conftest import PHOSP
+from testpaths import PHOSP
 from factories import person
 from immunorehab.cli.main import run
 from immunorehab.study.allocation import randomise

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import typer.main
 
-from conftest import PHOSP, TWO_ARM
+from testpaths import PHOSP, TWO_ARM
 from factories import person
 from immunorehab.cli.main import app, run
 from immunorehab.errors import DataValidationError, NotFoundError

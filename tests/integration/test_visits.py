@@ -85,7 +85,7 @@ def test_recording_in_and_out_of_window(study, pid: str) -> None:
 
 
 def _month3() -> dict[str, object]:
-    from conftest import PHOSP
+    from testpaths import PHOSP
     from immunorehab.study.protocol import load_protocol
 
     visit = load_protocol(PHOSP).visit("month3")
