@@ -170,4 +170,11 @@ def bytes_per_event(datatype: str, widths: list[int | None], path: Path) -> int:
                 f"$DATATYPE D needs $PnB=64 for every channel, found {found}; read as 64-bit.",
             )
         return 8 * len(widths)
-    return sum(w for w in widths if w is not None) // 8
+    ints = [w for w in widths if w is not None]
+    bad = [w for w in ints if w % 8 or w > 64]
+    if bad:
+        raise FCSReadError(
+            f"{path}: integer widths $PnB={bad} are not whole bytes (packed bit fields are not "
+            "supported); expected 8, 16, 24, 32 or 64."
+        )
+    return sum(ints) // 8

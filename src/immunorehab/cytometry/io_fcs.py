@@ -140,6 +140,8 @@ def _parse_text(buf: Buffer, offset: int, path: Path) -> _Segment:
     try:
         source = _flowio_source(buf, offset, path, patch)
         fd = flowio.FlowData(source, only_text=True, use_header_offsets=True, nextdata_offset=offset)
+    except KeyError as exc:  # flowio reads $PAR, $TOT, $DATATYPE, $PnR... by key
+        raise FCSReadError(f"{path}: required keyword ${str(exc.args[0]).upper()} is missing.") from None
     except (*_FLOWIO_ERRORS, OSError) as exc:
         raise FCSReadError(f"{path}: cannot parse the TEXT segment ({type(exc).__name__}: {exc}).") from None
     text = {str(k): str(v) for k, v in fd.text.items()}

@@ -370,3 +370,70 @@ def test_sample_from_array_and_channel_lookup() -> None:
         sample.channel_index("APC-A")
     with pytest.raises(CytometryError, match="unique"):
         Sample.from_array(events, ["A", "A", "B"])
+
+
+# -- layouts no external file covers: crafted FCS 3.1 files -----------------------------------------
+
+
+def make_fcs(path: Path, keywords: dict[str, str], data: bytes, *, version: str = "3.1") -> Path:
+    """A minimal standard FCS file: HEADER, TEXT (delimiter '/', fixed-width offsets), DATA."""
+    body = "".join(f"{k}/{v}/" for k, v in keywords.items())
+    text_len = len(("/" + body + "$BEGINDATA/00000000/$ENDDATA/00000000/").encode())
+    start = 58 + text_len
+    stop = start + len(data) - 1
+    text = ("/" + body + f"$BEGINDATA/{start:08d}/$ENDDATA/{stop:08d}/").encode()
+    header = f"FCS{version}    {58:>8}{58 + text_len - 1:>8}{start:>8}{stop:>8}{0:>8}{0:>8}"
+    path.write_bytes(header.encode() + text + data)
+    return path
+
+
+def channel_keywords(
+    datatype: str, order: str, widths: list[str], ranges: list[int], n: int
+) -> dict[str, str]:
+    kw = {"$DATATYPE": datatype, "$BYTEORD": order, "$MODE": "L", "$PAR": str(len(widths)), "$TOT": str(n)}
+    for i, (w, r) in enumerate(zip(widths, ranges, strict=True), start=1):
+        kw |= {f"$P{i}N": f"C{i}", f"$P{i}B": w, f"$P{i}R": str(r), f"$P{i}E": "0,0"}
+    return kw
+
+
+def test_double_big_endian_and_24bit_little_endian(tmp_path: Path) -> None:
+    values = np.array([[1.5, -2.25], [1e10, 3.0]])
+    kw = channel_keywords("D", "4,3,2,1", ["64", "64"], [1024, 1024], 2)
+    sample = read(str(make_fcs(tmp_path / "d.fcs", kw, values.astype(">f8").tobytes())))
+    np.testing.assert_array_equal(sample.raw, values)
+    ints = [[1, 70000, 5], [16777215, 2, 300]]  # 24-bit, 24-bit, 16-bit (mixed widths)
+    data = b"".join(
+        v.to_bytes(3, "little") + w.to_bytes(3, "little") + x.to_bytes(2, "little") for v, w, x in ints
+    )
+    kw = channel_keywords("I", "1,2,3,4", ["24", "24", "16"], [16777216, 100000, 256], 2)
+    sample = read(str(make_fcs(tmp_path / "i24.fcs", kw, data)))
+    # $P2R=100000 -> mask 2**17-1; $P3R=256 -> mask 255
+    np.testing.assert_array_equal(sample.raw, [[1, 70000 & 131071, 5], [16777215, 2, 300 & 255]])
+
+
+def test_ascii_fixed_width_and_delimited(tmp_path: Path) -> None:
+    kw = channel_keywords("A", "1,2,3,4", ["4", "3"], [1024, 1024], 2)
+    sample = read(str(make_fcs(tmp_path / "a.fcs", kw, b"  12 34 -56  7")))
+    np.testing.assert_array_equal(sample.raw, [[12, 34], [-56, 7]])
+    kw = channel_keywords("A", "1,2,3,4", ["*", "*"], [1024, 1024], 2)
+    sample = read(str(make_fcs(tmp_path / "star.fcs", kw, b"1.5,2\n3 4e2\n")))
+    np.testing.assert_array_equal(sample.raw, [[1.5, 2.0], [3.0, 400.0]])
+
+
+def test_unsupported_layouts_raise_clearly(tmp_path: Path) -> None:
+    kw = channel_keywords("I", "1,2,3,4", ["10", "16"], [1024, 1024], 1)
+    with pytest.raises(FCSReadError, match=r"widths \$PnB=\[10\] are not whole bytes"):
+        read_fcs(make_fcs(tmp_path / "packed.fcs", kw, b"\x00" * 4))
+    kw = channel_keywords("F", "3,4,1,2", ["32"], [1024], 1)
+    with pytest.raises(FCSReadError, match="mixed byte order"):
+        read_fcs(make_fcs(tmp_path / "vax.fcs", kw, b"\x00" * 4))
+    kw = channel_keywords("F", "1,2,3,4", ["32"], [1024], 1) | {"$MODE": "C"}
+    with pytest.raises(FCSReadError, match="histogram data"):
+        read_fcs(make_fcs(tmp_path / "hist.fcs", kw, b"\x00" * 4))
+    kw = channel_keywords("F", "1,2,3,4", ["32"], [1024], 3)
+    with pytest.raises(FCSReadError, match=r"holds 8 bytes but \$TOT=3 events of 4 bytes need 12"):
+        read_fcs(make_fcs(tmp_path / "short.fcs", kw, b"\x00" * 8))
+    kw = channel_keywords("F", "1,2,3,4", ["32"], [1024], 1)
+    del kw["$PAR"]
+    with pytest.raises(FCSReadError, match=r"required keyword \$PAR is missing"):
+        read_fcs(make_fcs(tmp_path / "nopar.fcs", kw, b"\x00" * 4))
