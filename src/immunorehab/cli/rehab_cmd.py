@@ -67,19 +67,22 @@ def _programme_table(p: Programme) -> Table:
         "walking",
         f"{w.method}: {w.standard.start_fraction:.0%} (pacing {w.pacing.start_fraction:.0%}) of VO2peak = "
         f"{w.vo2peak_equation.intercept:g} + {w.vo2peak_equation.slope:g} x ISWT m; "
-        f"{w.standard.start_minutes:g} -> {w.target_minutes:g} min; Borg {w.borg_dyspnoea_target.low:g}-{w.borg_dyspnoea_target.high:g}",
+        f"{w.standard.start_minutes:g} -> {w.target_minutes:g} min; Borg "
+        f"{w.borg_dyspnoea_target.low:g}-{w.borg_dyspnoea_target.high:g}",
     )
     if p.aerobic.cycling:
         c = p.aerobic.cycling
         table.add_row(
             "cycling",
-            f"start {c.standard.start_watts:g} W, +{c.standard.watts_step:g} W to Borg {c.borg_dyspnoea_target.low:g}-{c.borg_dyspnoea_target.high:g}; <= {c.max_watts:g} W",
+            f"start {c.standard.start_watts:g} W, +{c.standard.watts_step:g} W to Borg "
+            f"{c.borg_dyspnoea_target.low:g}-{c.borg_dyspnoea_target.high:g}; <= {c.max_watts:g} W",
         )
     for ex in p.resistance.exercises:
         t = p.resistance.training(ex.training)
         table.add_row(
             ex.id,
-            f"{ex.training}: {t.start_fraction_1rm:.0%} 1RM, {t.sets.low:g}-{t.sets.high:g} x {t.reps.low:g}-{t.reps.high:g}, RPE {t.rpe_target.low:g}-{t.rpe_target.high:g}",
+            f"{ex.training}: {t.start_fraction_1rm:.0%} 1RM, {t.sets.low:g}-{t.sets.high:g} x "
+            f"{t.reps.low:g}-{t.reps.high:g}, RPE {t.rpe_target.low:g}-{t.rpe_target.high:g}",
         )
     table.add_row(
         "safety",
@@ -88,7 +91,8 @@ def _programme_table(p: Programme) -> Table:
     )
     table.add_row(
         "PEM",
-        f"DSQ-PEM freq >= {p.pem.dsq_min_frequency} and severity >= {p.pem.dsq_min_severity}; PESE = rise >= {p.pem.pese_min_rise} at 24/48 h -> step back, pacing {p.pem.pese_pacing_sessions} sessions",
+        f"DSQ-PEM freq >= {p.pem.dsq_min_frequency} and severity >= {p.pem.dsq_min_severity}; PESE = rise "
+        f">= {p.pem.pese_min_rise} at 24/48 h -> step back, pacing {p.pem.pese_pacing_sessions} sessions",
     )
     for topic in p.education:
         table.add_row(f"education wk {topic.week}", topic.topic)
@@ -139,8 +143,10 @@ def _print_prescription(view: PrescriptionView) -> None:
 
     plan, prog = view.plan, view.programme
     console.print(
-        f"Prescription of {view.participant_id} (version {view.version}, {view.prescribed_on}, by {view.prescribed_by}): "
-        f"programme {prog.id} v{prog.programme.version} ({prog.programme.delivery}), {prog.sessions_total} sessions",
+        f"Prescription of {view.participant_id} (version {view.version}, {view.prescribed_on}, by "
+        f"{view.prescribed_by}): "
+        f"programme {prog.id} v{prog.programme.version} ({prog.programme.delivery}), {prog.sessions_total} "
+        "sessions",
         soft_wrap=True,
     )
     console.print(f"Mode: [bold]{plan.mode}[/] -- {plan.pem.describe()}", soft_wrap=True)
@@ -151,7 +157,8 @@ def _print_prescription(view: PrescriptionView) -> None:
     hr = plan.heart_rate.describe() if plan.heart_rate else "no HR band in this programme"
     console.print(
         f"Heart rate: {hr}. Stop if HR > {plan.hr_stop_bpm:.0f} bpm "
-        f"({prog.safety.hr_limit_fraction_of_max:.0%} of 220 - {plan.age_years}) or SpO2 < {plan.spo2_floor_pct:g}%.",
+        f"({prog.safety.hr_limit_fraction_of_max:.0%} of 220 - {plan.age_years}) or SpO2 < "
+        f"{plan.spo2_floor_pct:g}%.",
         soft_wrap=True,
     )
     console.print(f"Walking speed method: {plan.walking_speed.method}", soft_wrap=True)
@@ -220,7 +227,7 @@ def log_command(
     db: DbOpt = None,
     user: UserOpt = None,
 ) -> None:
-    """Log one session: prescribed vs done per exercise, HR, SpO2, Borg, RPE, symptoms, AEs (all validated)."""
+    """Log one session: prescribed vs done, HR, SpO2, Borg, RPE, symptoms, AEs (all validated)."""
     from immunorehab.rehab.logbook import log_session
 
     values: dict[str, object] = {**parse_assignments(value, option="--value"), "session_date": date}
@@ -363,7 +370,8 @@ def next_command(participant_id: Pid, db: DbOpt = None, user: UserOpt = None) ->
     console.print(table)
     if p.plan.heart_rate:
         console.print(
-            f"Target HR {p.plan.heart_rate.low_bpm:.0f}-{p.plan.heart_rate.high_bpm:.0f} bpm; stop above {p.plan.hr_stop_bpm:.0f} bpm or SpO2 < {p.plan.spo2_floor_pct:g}%."
+            f"Target HR {p.plan.heart_rate.low_bpm:.0f}-{p.plan.heart_rate.high_bpm:.0f} bpm; stop above "
+            f"{p.plan.hr_stop_bpm:.0f} bpm or SpO2 < {p.plan.spo2_floor_pct:g}%."
         )
     if last:
         console.print(f"Why: immunorehab rehab explain {p.participant_id} {last.session_no}", soft_wrap=True)
@@ -371,7 +379,7 @@ def next_command(participant_id: Pid, db: DbOpt = None, user: UserOpt = None) ->
 
 @rehab_app.command("explain")
 def explain_command(participant_id: Pid, session: SessionArg, db: DbOpt = None, user: UserOpt = None) -> None:
-    """The reasoning behind one session's decisions: safety checks, PESE rule, each exercise's rule and values."""
+    """Why each exercise advanced, held or stepped back after a session (rules and values)."""
     from immunorehab.rehab.explain import explain_session
 
     p = _progress(db, user, participant_id)
@@ -420,7 +428,8 @@ def clear_command(
         today=_day(today, "--today"),
     )
     console.print(
-        f"Cleared the clinical review of {participant_id.upper()} session {done.session_no} on {done.cleared_on} ({done.cleared_by})."
+        f"Cleared the clinical review of {participant_id.upper()} session {done.session_no} on "
+        f"{done.cleared_on} ({done.cleared_by})."
     )
 
 
@@ -438,7 +447,7 @@ def adherence_command(
     db: DbOpt = None,
     user: UserOpt = None,
 ) -> None:
-    """Sessions attended/offered, % of prescribed aerobic minutes and resistance volume, PEM events; per arm."""
+    """Attendance, % of prescribed aerobic minutes and resistance volume, PEM events; per arm."""
     from immunorehab.rehab.reports import adherence_report
 
     rows, arms = adherence_report(open_store(db), by=require_user(user), today=_day(today, "--today"))
@@ -512,7 +521,7 @@ def outcomes_command(
     db: DbOpt = None,
     user: UserOpt = None,
 ) -> None:
-    """Change from baseline at week 8 per outcome measure and whether it reaches the MCID (direction-aware)."""
+    """Week-8 change from baseline per measure and whether it reaches the MCID (direction-aware)."""
     from immunorehab.rehab.reports import outcomes_report
 
     rows = outcomes_report(

@@ -223,7 +223,8 @@ def _pem(values: Mapping[str, Value], programme: Programme, problems: list[Probl
                 Problem(
                     _where("dsq_pem_present"),
                     f"recorded as {'yes' if flag_bool else 'no'} but the five items give "
-                    f"{'positive' if screen.positive else 'negative'} ({screen.describe()}); correct one of them",
+                    f"{'positive' if screen.positive else 'negative'} ({screen.describe()}); correct one "
+                    "of them",
                 )
             )
         return screen

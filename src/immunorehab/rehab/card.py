@@ -8,6 +8,7 @@ session diary). Files are written atomically and never overwrite without ``overw
 
 from __future__ import annotations
 
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -37,11 +38,14 @@ CardFormat = Literal["html", "pdf"]
 def _caps(caps: Caps) -> str:
     if isinstance(caps, WalkingCaps):
         incline = f", incline <= {caps.max_incline_pct:g}%" if caps.max_incline_pct else ""
-        return f"{caps.min_minutes:g}-{caps.max_minutes:g} min (goal {caps.target_minutes:g}), <= {caps.max_speed_kmh:.1f} km/h{incline}"
+        minutes = f"{caps.min_minutes:g}-{caps.max_minutes:g} min (goal {caps.target_minutes:g})"
+        return f"{minutes}, <= {caps.max_speed_kmh:.1f} km/h{incline}"
     if isinstance(caps, CyclingCaps):
-        return f"{caps.min_minutes:g}-{caps.max_minutes:g} min (goal {caps.target_minutes:g}), {caps.min_watts:g}-{caps.max_watts:g} W"
+        minutes = f"{caps.min_minutes:g}-{caps.max_minutes:g} min (goal {caps.target_minutes:g})"
+        return f"{minutes}, {caps.min_watts:g}-{caps.max_watts:g} W"
     if isinstance(caps, ResistanceCaps):
-        return f"<= {caps.max_load_kg:g} kg, <= {caps.max_sets} sets, <= {caps.max_reps} reps ({caps.increment_kg:g} kg steps)"
+        steps = f"({caps.increment_kg:g} kg steps)"
+        return f"<= {caps.max_load_kg:g} kg, <= {caps.max_sets} sets, <= {caps.max_reps} reps {steps}"
     raise RehabError("unknown caps")
 
 
@@ -109,8 +113,12 @@ def write_card(
         if kind == "html":
             tmp.write_text(html, encoding="utf-8")
         else:
-            from weasyprint import HTML
+            with warnings.catch_warnings():
+                # WeasyPrint notes at import when the system lacks libharfbuzz-subset (fonts are then
+                # embedded whole): a packaging notice for the installer, not a problem with the card.
+                warnings.filterwarnings("ignore", message="HarfBuzz-Subset", category=DeprecationWarning)
+                from weasyprint import HTML
 
-            HTML(string=html).write_pdf(str(tmp))
+                HTML(string=html).write_pdf(str(tmp))
 
     return atomic_write(path, writer, overwrite=overwrite)

@@ -63,7 +63,7 @@ def demo_rehab(ctx: DemoContext) -> list[str]:
     rows: list[dict[str, object]] = []
     clearances: list[tuple[Clearance, str]] = []
     modes: Counter[str] = Counter()
-    for arm, people in arms.items():
+    for people in arms.values():
         stop_pid = next((pid for pid, day in people if (ctx.today - day).days > 35), None)
         for index, (pid, day) in enumerate(people):
             withdrawn = views[pid].withdrawn_on
@@ -109,8 +109,10 @@ def demo_rehab(ctx: DemoContext) -> list[str]:
     imported += _import(ctx, pending, "rehab_sessions.csv")
     participants, per_arm = adherence_report(ctx.store, by="stats1", today=ctx.today)
     lines = [
-        f"Prescribed {len(participants)} participants ({modes['standard']} standard, {modes['pacing']} pacing after a "
-        f"positive DSQ-PEM screen; {modes['no baseline assessment']} without a baseline assessment); imported "
+        f"Prescribed {len(participants)} participants ({modes['standard']} standard, {modes['pacing']} "
+        "pacing after a "
+        f"positive DSQ-PEM screen; {modes['no baseline assessment']} without a baseline assessment); "
+        "imported "
         f"{imported} synthetic sessions; {len(clearances)} stop-criterion session(s) cleared by a physio.",
         "Adherence by arm (completer = attended >= 75% of sessions):",
         *[_arm_line(a) for a in per_arm],
@@ -121,9 +123,11 @@ def demo_rehab(ctx: DemoContext) -> list[str]:
         decision = progress.progress.decision(clearance.session_no)
         lines.append(
             f"Stop criterion: {pid} session {clearance.session_no}: {decision.stops[0].detail}; "
-            f"walking {decision.exercise('walking').action.replace('_', ' ')}; cleared on {clearance.cleared_on}."
+            f"walking {decision.exercise('walking').action.replace('_', ' ')}; cleared on "
+            f"{clearance.cleared_on}."
         )
         lines.append(
-            f"Try: immunorehab rehab explain {pid} {clearance.session_no} --db sqlite:///{ctx.out / 'demo.db'} --user physio1"
+            f"Try: immunorehab rehab explain {pid} {clearance.session_no} --db "
+            f"sqlite:///{ctx.out / 'demo.db'} --user physio1"
         )
     return lines

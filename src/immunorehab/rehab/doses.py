@@ -162,7 +162,7 @@ def dose_within_caps(dose: Dose, caps: Caps) -> list[str]:
 
 
 def work(dose: Dose) -> float:
-    """The dose's external work in comparable units: walking distance (m), cycling energy (kJ), volume load (kg).
+    """External work of a dose: walking distance (m), cycling energy (kJ), resistance volume load (kg).
 
     Used to compare what was done with what was prescribed (incline is not counted).
     """

@@ -63,13 +63,14 @@ def explain_session(
     programme: Programme,
     clearances: Sequence[Clearance] = (),
 ) -> SessionExplanation:
-    """Everything that decided a session's outcome: safety checks, PESE rule, each exercise's rule and values."""
+    """Everything that decided a session's outcome: safety, PESE rule, each exercise's rule and values."""
     where = "supervised" if outcome.supervised else "remote"
     state = "attended" if outcome.attended else "NOT attended"
     mode = (
         decision.mode if decision.mode == decision.next_mode else f"{decision.mode} -> {decision.next_mode}"
     )
-    header = f"Session {decision.session_no} of {plan.participant_id} on {decision.date} ({state}, {where}); mode {mode}"
+    header = f"Session {decision.session_no} of {plan.participant_id} on {decision.date} ({state}, {where})"
+    header += f"; mode {mode}"
     safety: list[str] = []
     if outcome.attended:
         hr = "/".join(_num(v) for v in (outcome.hr_pre_bpm, outcome.hr_peak_bpm, outcome.hr_post_bpm))

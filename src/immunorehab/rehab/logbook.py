@@ -233,7 +233,7 @@ def log_session(
     reason: str | None = None,
     today: dt.date | None = None,
 ) -> LoggedSession:
-    """Log one session (``values`` as :mod:`~immunorehab.rehab.sessionlog` fields); nothing stored on any problem.
+    """Log one session (``values``: :mod:`~immunorehab.rehab.sessionlog` fields); nothing stored on a problem.
 
     Without ``session_no`` the next number is used. Re-logging an existing session
     replaces it and needs a ``reason`` (kept in the audit trail).
@@ -245,7 +245,9 @@ def log_session(
         pid = ctx.person.participant_id
         entry, problems = parse_session_values(values, ctx.programme, where=pid)
         if entry is None:
-            raise SessionLogError(f"{pid} session not logged: nothing stored", problems)
+            given = values.get("session_no") or values.get("session_date")
+            label = f"session {given}" if values.get("session_no") else f"session of {given}"
+            raise SessionLogError(f"{pid} {label} not logged: nothing stored", problems)
         number = entry.session_no or (max((s.session_no for s in ctx.sessions), default=0) + 1)
         where = f"{pid} session {number}"
         existing = next((s for s in ctx.sessions if s.session_no == number), None)
@@ -333,8 +335,19 @@ def _number(
     next_free = max(taken, default=0) + 1
     out: list[tuple[str, int, SessionEntry]] = []
     seen: dict[int, str] = {}
+    by_date = {day: n for n, day in taken.items()}
     for where, entry in entries:
         number = entry.session_no
+        if number is None and entry.session_date in by_date:
+            problems.append(
+                Problem(
+                    f"{where}, field session_date",
+                    f"{ctx.person.participant_id} already has session {by_date[entry.session_date]} on "
+                    f"{entry.session_date} (a duplicate row?); give session_no to log another session that "
+                    "day",
+                )
+            )
+            continue
         if number is None:
             while next_free in seen:
                 next_free += 1

@@ -123,7 +123,8 @@ def outcome_changes(
 
     Examples
     --------
-    >>> [c.reached_mcid for c in outcome_changes({"c19yrsm_symptom_severity": 14}, {"c19yrsm_symptom_severity": 9})]
+    >>> before, after = {"c19yrsm_symptom_severity": 14}, {"c19yrsm_symptom_severity": 9}
+    >>> [c.reached_mcid for c in outcome_changes(before, after)]
     [True]
     """
     out = []

@@ -175,7 +175,8 @@ def _walking(programme: Programme, a: Assessment, mode: Mode) -> tuple[ExerciseP
     dose = WalkingDose(minutes=start.start_minutes, speed_kmh=setting, incline_pct=0.0)
     basis = (
         f"{speed.describe()}; treadmill {setting:.1f} km/h (cap {caps.max_speed_kmh:.1f} km/h = "
-        f"{spec.max_speed_fraction_of_iswt_peak:.0%} of ISWT peak level {peak_level}); {start.start_minutes:g} min "
+        f"{spec.max_speed_fraction_of_iswt_peak:.0%} of ISWT peak level {peak_level}); "
+        f"{start.start_minutes:g} min "
         f"building by {start.minutes_step:g} min to {spec.target_minutes:g} min continuous"
     )
     label = "Walking (treadmill)" if programme.programme.delivery == "supervised" else "Walking"
@@ -192,7 +193,8 @@ def _cycling(programme: Programme, mode: Mode) -> ExercisePlan | None:
     )
     target = spec.borg_dyspnoea_target
     basis = (
-        f"start {start.start_watts:g} W for {start.start_minutes:g} min, titrated by {start.watts_step:g} W to "
+        f"start {start.start_watts:g} W for {start.start_minutes:g} min, titrated by {start.watts_step:g} "
+        "W to "
         f"Borg CR10 dyspnoea {target.low:g}-{target.high:g}; duration building to {spec.target_minutes:g} min"
     )
     dose = CyclingDose(minutes=start.start_minutes, watts=start.start_watts)
@@ -215,7 +217,8 @@ def _resistance(
                 Problem(
                     f"baseline visit, measure rm_{exercise.id}_load_kg",
                     f"{one_rm.describe()} is too light for {inc:g} kg load steps (cap "
-                    f"{spec.max_fraction_1rm:.0%} of 1RM = {spec.max_fraction_1rm * one_rm.one_rm_kg:.2f} kg)",
+                    f"{spec.max_fraction_1rm:.0%} of 1RM = {spec.max_fraction_1rm * one_rm.one_rm_kg:.2f} "
+                    "kg)",
                 )
             )
             continue
@@ -232,8 +235,10 @@ def _resistance(
         )
         dose = ResistanceDose(load_kg=load, sets=int(training.sets.low), reps=int(training.reps.low))
         basis = (
-            f"{one_rm.describe()} -> {exercise.training} {fraction:.0%} = {fraction * one_rm.one_rm_kg:.1f} kg -> "
-            f"{describe_dose(dose)} ({inc:g} kg steps), RPE {training.rpe_target.low:g}-{training.rpe_target.high:g}; "
+            f"{one_rm.describe()} -> {exercise.training} {fraction:.0%} = "
+            f"{fraction * one_rm.one_rm_kg:.1f} kg -> "
+            f"{describe_dose(dose)} ({inc:g} kg steps), RPE "
+            f"{training.rpe_target.low:g}-{training.rpe_target.high:g}; "
             f"cap {spec.max_fraction_1rm:.0%} of 1RM = {max_load:g} kg"
         )
         plans.append(

@@ -318,7 +318,8 @@ class Programme(_Model):
         if any(e.id == exercise_id for e in self.resistance.exercises):
             return "resistance"
         raise NotFoundError(
-            f"programme {self.id!r} has no exercise {exercise_id!r} (exercises: {', '.join(self.exercise_ids())})"
+            f"programme {self.id!r} has no exercise {exercise_id!r} (exercises: "
+            f"{', '.join(self.exercise_ids())})"
         )
 
     def exercise(self, exercise_id: str) -> ResistanceExercise:
@@ -390,8 +391,11 @@ def _semantic(raw: dict[str, Any]) -> pchecks.Found:
 
 
 def _education(raw: dict[str, Any]) -> pchecks.Found:
+    schedule = raw.get("schedule")
+    weeks = schedule.get("weeks") if isinstance(schedule, dict) else None
+    if not isinstance(weeks, int) or isinstance(weeks, bool) or weeks < 1:
+        return []  # the schedule's own error is reported
     try:
-        weeks = Schedule.model_validate(raw.get("schedule")).weeks
         topics = [EducationTopic.model_validate(t) for t in raw.get("education") or []]
     except (ValidationError, TypeError):
         return []

@@ -302,7 +302,8 @@ def _holds(
         holds.append(
             (
                 Rule.SHORT_RECOVERY,
-                f"only {days} day(s) after session {state.last_session_no}; {state.mode} mode asks for >= {gap}",
+                f"only {days} day(s) after session {state.last_session_no}; {state.mode} mode asks for >= "
+                f"{gap}",
             )
         )
     return holds
@@ -353,7 +354,8 @@ def decide_session(
         pacing_left -= 1
     if stops:
         notes.append(
-            f"session {outcome.session_no} flagged for clinical review: progression blocked until a physio clears it"
+            f"session {outcome.session_no} flagged for clinical review: progression blocked until a physio "
+            "clears it"
         )
     new = EngineState(
         doses=doses,

@@ -18,9 +18,9 @@ from immunorehab.rehab.adherence import (
     arm_adherence,
     participant_adherence,
 )
+from immunorehab.rehab.outcome import SessionOutcome
 from immunorehab.rehab.outcomes import OutcomeChange, outcome_changes
 from immunorehab.rehab.prescribe import plan_from_json
-from immunorehab.rehab.outcome import SessionOutcome
 from immunorehab.rehab.progression import Progress, SessionDecision, replay
 from immunorehab.rehab.service import RehabContext, load_context, require_unblinded
 from immunorehab.rehab.tables import RehabExercise, RehabPrescription, RehabSession

@@ -467,7 +467,8 @@ class PemScreen:
 
     def describe(self) -> str:
         if self.source == "flag":
-            return f"DSQ-PEM screen recorded as {'positive' if self.positive else 'negative'} (items not recorded)"
+            result = "positive" if self.positive else "negative"
+            return f"DSQ-PEM screen recorded as {result} (items not recorded)"
         if not self.positive:
             return "DSQ-PEM negative: no item with frequency >= 2 and severity >= 2"
         listed = ", ".join(

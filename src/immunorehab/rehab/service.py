@@ -181,7 +181,8 @@ def prescribe(
         day = on or today
         if day < randomised_on or day > today:
             raise PrescriptionError(
-                f"prescription date {day} must be between the randomisation date {randomised_on} and today ({today})"
+                f"prescription date {day} must be between the randomisation date {randomised_on} and today "
+                f"({today})"
             )
         previous = _latest(session, person)
         if previous is not None:
@@ -235,7 +236,8 @@ def _check_represcribe(
 ) -> None:
     if not reason:
         raise PrescriptionError(
-            f"{person.participant_id} was prescribed on {previous.prescribed_on} (version {previous.version}): "
+            f"{person.participant_id} was prescribed on {previous.prescribed_on} (version "
+            f"{previous.version}): "
             "pass --reason TEXT to re-prescribe (e.g. after a re-assessment)"
         )
     ctx = _context_from(session, person, previous)
@@ -244,7 +246,8 @@ def _check_represcribe(
     open_reviews = [n for n in pending if n not in cleared]
     if open_reviews:
         raise PrescriptionError(
-            f"{person.participant_id}: clinical review of session {', '.join(map(str, open_reviews))} is pending; "
+            f"{person.participant_id}: clinical review of session {', '.join(map(str, open_reviews))} is "
+            "pending; "
             "a physio must clear it before a new prescription"
         )
 
@@ -355,7 +358,8 @@ def load_context(session: Session, participant_id: str) -> RehabContext:
     if prescription is None:
         programme_for_arm(arm)  # raises for arms without a programme (usual care)
         raise PrescriptionError(
-            f"{person.participant_id} has no prescription yet: `immunorehab rehab prescribe {person.participant_id}`"
+            f"{person.participant_id} has no prescription yet: `immunorehab rehab prescribe "
+            f"{person.participant_id}`"
         )
     return _context_from(session, person, prescription)
 
@@ -436,7 +440,8 @@ def clear_review(
         day = on or today
         if day < row.session_date or day > today:
             raise ClearanceError(
-                f"clearance date {day} must be between the session date {row.session_date} and today ({today})"
+                f"clearance date {day} must be between the session date {row.session_date} and today "
+                f"({today})"
             )
         session.add(
             RehabClearance(

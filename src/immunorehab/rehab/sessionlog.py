@@ -212,12 +212,12 @@ def _symptoms(values: Mapping[str, Any], when: str) -> Symptoms:
 
 
 def _dose(
-    kind: str, values: Mapping[str, Any], prefix: str, where: str, problems: list[Problem]
+    kind: str, values: Mapping[str, Any], prefix: str, where: str, problems: list[Problem], bad: set[str]
 ) -> Dose | None:
     keys = [key for key, *_ in _DOSE_FIELDS[kind]]
     given = {key: values.get(prefix + key) for key in keys}
-    if all(v is None for v in given.values()):
-        return None
+    if all(v is None for v in given.values()) or any(prefix + key in bad for key in keys):
+        return None  # nothing logged, or a value already reported as invalid
     required = [k for k in keys if k != "incline_pct"]
     missing = [prefix + k for k in required if given[k] is None]
     if missing:
@@ -225,7 +225,8 @@ def _dose(
         problems.append(
             Problem(
                 f"{where}, field {missing[0]}",
-                f"is required with {have} (also missing: {', '.join(missing[1:]) or 'none'})",
+                f"is required with {have}"
+                + (f"; also missing: {', '.join(missing[1:])}" if missing[1:] else ""),
             )
         )
         return None
@@ -238,13 +239,13 @@ def _dose(
 
 
 def _exercises(
-    values: Mapping[str, Any], programme: Programme, where: str, problems: list[Problem]
+    values: Mapping[str, Any], programme: Programme, where: str, problems: list[Problem], bad: set[str]
 ) -> tuple[ExerciseEntry, ...]:
     entries = []
     for eid in programme.exercise_ids():
         kind = programme.kind_of(eid)
-        done = _dose(kind, values, f"{eid}_", where, problems)
-        prescribed = _dose(kind, values, f"{eid}_prescribed_", where, problems)
+        done = _dose(kind, values, f"{eid}_", where, problems, bad)
+        prescribed = _dose(kind, values, f"{eid}_prescribed_", where, problems, bad)
         entries.append(
             ExerciseEntry(
                 eid,
@@ -297,7 +298,8 @@ def _consistency(
         problems.append(
             Problem(
                 f"{where}, field stopped_during",
-                f"{stopped!r} is not an exercise of the programme; expected one of {', '.join(programme.exercise_ids())}",
+                f"{stopped!r} is not an exercise of the programme; expected one of "
+                f"{', '.join(programme.exercise_ids())}",
             )
         )
     if stopped and not entry_values.get("stop_criteria") and not _derived_stop_possible(entry_values):
@@ -331,6 +333,7 @@ def parse_session_values(
     fields = all_fields(programme)
     problems: list[Problem] = []
     values: dict[str, Any] = {}
+    bad: set[str] = set()
     for name, value in raw.items():
         if name == "participant_id":
             continue
@@ -341,7 +344,8 @@ def parse_session_values(
             problems.append(
                 Problem(
                     f"{where}, field {name}",
-                    f"is not a session-log field of programme {programme.id!r}; see `immunorehab rehab fields`",
+                    f"is not a session-log field of programme {programme.id!r}; see `immunorehab rehab "
+                    "fields`",
                 )
             )
             continue
@@ -350,6 +354,7 @@ def parse_session_values(
         try:
             values[name] = typed_value(field, value)
         except ValueError as exc:
+            bad.add(name)
             message = str(exc)
             if not message.startswith(field.label):
                 message = f"{field.label}: {message}"
@@ -360,7 +365,7 @@ def parse_session_values(
         and not any(p.location.endswith("session_date") for p in problems)
     ):
         problems.append(Problem(f"{where}, field session_date", "is required (YYYY-MM-DD)"))
-    exercises = _exercises(values, programme, where, problems)
+    exercises = _exercises(values, programme, where, problems, bad)
     adverse = _adverse(values, where, problems)
     problems += _consistency(values, exercises, programme, where)
     if problems:

@@ -260,7 +260,8 @@ def synthetic_sessions(
                     number,
                     day + dt.timedelta(days=2),
                     "physio1",
-                    "reviewed: exertional desaturation recovered with rest; resting SpO2 normal; resume with pacing",
+                    "reviewed: exertional desaturation recovered with rest; resting SpO2 normal; resume "
+                    "with pacing",
                 )
             )
         _, state = decide_session(state, outcome, plan=plan, programme=programme, clearances=clearances)

@@ -29,6 +29,9 @@ __all__ = ["CONCEALED", "AuditRow", "attach", "audit_rows", "verify_audit_chain"
 #: What blinded users see in place of allocation details.
 CONCEALED = "<concealed>"
 _CONCEALED_FIELDS = frozenset({"arm", "detail_json", "hash", "prev_hash"})
+#: Entities whose mere existence reveals a participant's arm (only exercise arms have
+#: rehabilitation records): left out of the trail shown to blinded roles.
+_ARM_REVEALING_PREFIXES = ("rehab_",)
 
 
 def attach(session: Session) -> None:
@@ -148,6 +151,8 @@ def audit_rows(session: Session, *, participant_id: str | None = None, blinded: 
         query = query.where(AuditEvent.participant_id == participant_id)
     rows = []
     for ev in session.scalars(query):
+        if blinded and ev.entity.startswith(_ARM_REVEALING_PREFIXES):
+            continue
         changes: dict[str, list[Any]] = json.loads(ev.changes_json)
         if blinded and ev.entity == "allocation":
             changes = {
