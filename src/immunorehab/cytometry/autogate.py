@@ -32,6 +32,7 @@ from immunorehab.errors import TemplateError
 from .density import TimeWindow, cluster_polygon, find_valley, singlet_band, stable_time_window
 
 if TYPE_CHECKING:
+    from .engine import EventValues
     from .gates import Dimension, PolygonGate, RectangleGate
     from .panel import Panel
     from .sample import Sample
@@ -239,8 +240,10 @@ class _Placer:
         rules: AutoGateRules,
         panel: Panel | None,
         s: AutoGateSettings,
+        values: EventValues,
     ) -> None:
         self.strategy = strategy
+        self.event_values = values
         self.sample = sample
         self.rules = rules
         self.panel = panel
@@ -251,7 +254,9 @@ class _Placer:
 
     def values(self, dim: Dimension) -> FloatArray:
         if dim not in self._values:
-            self._values[dim] = self.strategy.dimension_values(self.sample, [dim])[:, 0]
+            self._values[dim] = self.strategy.dimension_values(self.sample, [dim], values=self.event_values)[
+                :, 0
+            ]
         return self._values[dim]
 
     def masks(self, populations: Sequence[str]) -> dict[str, npt.NDArray[np.bool_]]:
@@ -269,7 +274,7 @@ class _Placer:
                 needed.setdefault(gid, None)
         gates = {self.strategy.get_gate(g).id: self.strategy.get_gate(g) for g in needed}
         partial = GatingStrategy(gates.values(), self.strategy.transforms, self.strategy.spillovers)
-        results = partial.gate(self.sample)
+        results = partial.gate(self.sample, values=self.event_values)
         return {p: np.asarray(results.membership(p)) for p in populations}
 
     def replace(self, gate: RectangleGate | PolygonGate) -> None:
@@ -438,6 +443,7 @@ def place_gates(
     rules: AutoGateRules = TCELL_MEMORY_RULES,
     panel: Panel | None = None,
     settings: AutoGateSettings | None = None,
+    values: EventValues | None = None,
 ) -> Placement:
     """Move a template's gates to this sample's populations.
 
@@ -453,6 +459,9 @@ def place_gates(
         The panel the strategy was mapped with (rules name markers, gates name channels).
     settings : AutoGateSettings, optional
         Tuning of the placement maths.
+    values : EventValues, optional
+        Compensated/transformed columns of ``sample`` shared with later gating (one per sample);
+        every partial gating of the placement reuses them.
 
     Returns
     -------
@@ -465,7 +474,10 @@ def place_gates(
         The strategy lacks gates or dimensions the rules need.
     """
     _check_rules(strategy, rules, panel)
-    placer = _Placer(strategy, sample, rules, panel, settings or AutoGateSettings())
+    from .engine import EventValues
+
+    shared = values if values is not None else EventValues(strategy, sample)
+    placer = _Placer(strategy, sample, rules, panel, settings or AutoGateSettings(), shared)
     _place_time(placer)
     _place_clusters(placer)
     _place_singlets(placer)

@@ -15,6 +15,7 @@ import pandas as pd
 from immunorehab.errors import PanelError
 
 if TYPE_CHECKING:
+    from .engine import EventValues
     from .panel import Panel
     from .results import GatingResults
     from .sample import Sample
@@ -36,6 +37,7 @@ def median_intensities(
     *,
     panel: Panel | None = None,
     gates: Sequence[str] | None = None,
+    values: EventValues | None = None,
 ) -> pd.DataFrame:
     """Median compensated intensity of each marker in each population.
 
@@ -45,6 +47,7 @@ def median_intensities(
     markers : marker names (mapped to channels through ``panel``) or channel names.
     panel : Panel, optional
     gates : populations (default: every gate of ``results``).
+    values : EventValues of ``sample`` to reuse (optional).
 
     Returns
     -------
@@ -72,13 +75,15 @@ def median_intensities(
         raise PanelError(message)
     compensated = _compensated(sample)
     dims = [Dimension(c, compensation=FCS if c in compensated else UNCOMPENSATED) for c in channels]
-    values = strategy.dimension_values(sample, dims) if dims else np.empty((sample.n_events, 0))
+    columns = (
+        strategy.dimension_values(sample, dims, values=values) if dims else np.empty((sample.n_events, 0))
+    )
     rows = []
     for gate in gates or results.gate_ids:
         mask = np.asarray(results.membership(gate))
         row: dict[str, object] = {"gate": gate}
         for j, marker in enumerate(markers):
-            column = values[mask, j]
+            column = columns[mask, j]
             row[median_column(marker)] = float(np.median(column)) if column.size else np.nan
         rows.append(row)
     return pd.DataFrame(rows, columns=["gate", *(median_column(m) for m in markers)])

@@ -180,22 +180,30 @@ def analyse_sample(
     TemplateError
         Auto-placement asked for a strategy without the template's gates.
     """
+    from .engine import EventValues
+
     template = strategy or options.strategy()
     check_sample_channels(template, sample, options.panel)
+    values = EventValues(template, sample)  # columns shared by placement, gating and MFIs
     placement = None
     placed = template
     if options.auto:
         placement = place_gates(
-            template, sample, rules=TCELL_MEMORY_RULES, panel=options.panel, settings=options.settings
+            template,
+            sample,
+            rules=TCELL_MEMORY_RULES,
+            panel=options.panel,
+            settings=options.settings,
+            values=values,
         )
         placed = placement.strategy
-    results = placed.gate(sample)
+    results = placed.gate(sample, values=values)
     counts = results.counts()
     counts["sample"] = sample.name
     counts["cells_per_ul"] = absolute_counts(counts, absolute)
     markers = options.markers()
     if markers:
-        medians = median_intensities(placed, sample, results, markers, panel=options.panel)
+        medians = median_intensities(placed, sample, results, markers, panel=options.panel, values=values)
         counts = counts.merge(medians, on="gate", how="left")
     flags = sample_flags(
         sample,
