@@ -41,6 +41,7 @@ app translate exactly one root into a clear message and a non-zero exit::
     │   ├── PlateError           plate map / reader file invalid (carries every problem)
     │   └── ReferenceTableError  healthy-reference table invalid (carries every problem)
     └── AnalysisError            statistical analysis, reports, whole-study simulation
+        └── ReportError          the study report cannot be built (no study data, output folder, blinding)
 
 Warnings derive from :class:`ImmunorehabWarning`. Each capability section below may add
 subclasses of its root (keep them here: this module is the whole tree).
@@ -60,6 +61,7 @@ __all__ = [
     "AnalysisError",
     "AnalysisWarning",
     "ModelFitError",
+    "ReportError",
     "SingularFitWarning",
     "AssayConfigError",
     "CurveFitError",
@@ -338,6 +340,10 @@ class AnalysisDataError(AnalysisError):
 
 class ModelFitError(AnalysisError):
     """A statistical model could not be fitted (no convergence, singular design)."""
+
+
+class ReportError(AnalysisError):
+    """The study report cannot be built: nothing to report yet, output folder taken, blinding breached."""
 
 
 class AnalysisWarning(ImmunorehabWarning):
