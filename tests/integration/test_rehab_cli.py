@@ -276,6 +276,15 @@ def test_import_followup_ae_reports_card_export(cli: Cli, study: Any, tmp_path: 
     fails(cli("rehab", "card", pid, str(card)), "exists: pass --overwrite")
     ok(cli("rehab", "card", pid, str(tmp_path / "card.pdf")))
     assert (tmp_path / "card.pdf").read_bytes()[:4] == b"%PDF"
+    assert "Wrote the progression plot" in ok(
+        cli("rehab", "plot", pid, str(tmp_path / "p.png"), user="stats1")
+    )
+    out = ok(
+        cli(
+            "rehab", "adherence", "--arms", "--plot", str(tmp_path / "a.svg"), "--today", TODAY, user="stats1"
+        )
+    )
+    assert f"Wrote {tmp_path / 'a.svg'}" in out and (tmp_path / "a.svg").exists()
     ok(cli("rehab", "export", str(tmp_path / "sessions.parquet"), user="stats1"))
     frame = pd.read_parquet(tmp_path / "sessions.parquet")
     assert set(frame["session_no"]) == {1, 2} and "ex_prescribed_minutes" in frame.columns
@@ -308,6 +317,7 @@ REHAB_COMMANDS: list[tuple[str, ...]] = [
     ("rehab", "adherence"),
     ("rehab", "outcomes"),
     ("rehab", "card", "{pid}", "{out}"),
+    ("rehab", "plot", "{pid}", "{out}"),
     ("rehab", "export", "{out}"),
 ]
 

@@ -32,6 +32,7 @@ def test_demo_prescribes_logs_flares_stops_and_summarises(
         assert int(re.search(r"(\d+) PESE", line)[1]) > 0  # type: ignore[index]
         assert "completers" in line
     assert "usual_care:" not in text
+    assert (tmp_path / "rehab_adherence.png").exists() and list(tmp_path.glob("rehab_progression_*.png"))
     assert result.audit_check.startswith("intact")
 
     store = Store.open(f"sqlite:///{result.db_path}")

@@ -442,3 +442,43 @@ def test_database_refuses_impossible_values_even_without_validation(study, f2f: 
         with study.store.write("physio1", reason="direct write") as session:
             row = session.scalar(sa.select(RehabSession))
             row.spo2_lowest_pct = 150
+
+
+def test_session_numbers_and_history_continue_across_prescriptions(study, f2f: str) -> None:
+    log_session(study.store, by="physio1", participant_id=f2f, values=_session(), today=TODAY)
+    log_session(
+        study.store,
+        by="physio1",
+        participant_id=f2f,
+        values=_session(S1 + dt.timedelta(days=3), walking_minutes=12),
+        today=TODAY,
+    )
+    view = prescribe(
+        study.store,
+        by="physio1",
+        participant_id=f2f,
+        on=S1 + dt.timedelta(days=4),
+        today=TODAY,
+        force_pacing=True,
+        reason="re-assessed: PEM",
+    )
+    progress = participant_progress(study.store, by="physio1", participant_id=f2f)
+    assert progress.prescription_version == 2 and progress.next.session_no == 3
+    assert (
+        progress.next.doses["walking"] == view.plan.exercise("walking").start
+    )  # the new prescription's start
+    assert progress.progress.decision(1).exercise("walking").action == "advance"  # history is kept
+    logged = log_session(
+        study.store,
+        by="physio1",
+        participant_id=f2f,
+        values=_session(S1 + dt.timedelta(days=8), walking_minutes=5, walking_speed_kmh=3.0),
+        today=TODAY,
+    )
+    assert logged.session_no == 3
+    frame = sessions_frame(study.store, by="stats1")
+    assert sorted(set(zip(frame["session_no"], frame["prescription_version"], strict=True))) == [
+        (1, 1),
+        (2, 1),
+        (3, 2),
+    ]

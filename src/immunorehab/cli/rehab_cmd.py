@@ -443,6 +443,9 @@ def _pct(value: float | None) -> str:
 @rehab_app.command("adherence")
 def adherence_command(
     arms_only: Annotated[bool, typer.Option("--arms", help="Only the per-arm summary.")] = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Also write a .png/.svg of attendance by arm.")
+    ] = None,
     today: TodayOpt = None,
     db: DbOpt = None,
     user: UserOpt = None,
@@ -510,6 +513,11 @@ def adherence_command(
             f"{a.adverse_events} ({a.serious_adverse_events})",
         )
     console.print(table)
+    if plot is not None:
+        from immunorehab.rehab.plots import adherence_figure, save_figure
+
+        threshold = 100 * min((r.completer_threshold / r.sessions_offered for r in rows), default=0.75)
+        console.print(f"Wrote {save_figure(adherence_figure(rows, completer_pct=threshold), plot)}")
 
 
 @rehab_app.command("outcomes")
@@ -565,6 +573,21 @@ def outcomes_command(
         for (arm, label), flags in sorted(reached.items()):
             summary.add_row(arm, label, f"{sum(flags)}/{len(flags)} ({100 * sum(flags) / len(flags):.0f}%)")
         console.print(summary)
+
+
+@rehab_app.command("plot")
+def plot_command(
+    participant_id: Pid,
+    out: Annotated[Path, typer.Argument(help="Output .png or .svg.")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
+    db: DbOpt = None,
+    user: UserOpt = None,
+) -> None:
+    """Plot the participant's prescription by session with PESE, stop and missed sessions marked."""
+    from immunorehab.rehab.plots import progression_figure, save_figure
+
+    path = save_figure(progression_figure(_progress(db, user, participant_id)), out, overwrite=overwrite)
+    console.print(f"Wrote the progression plot of {participant_id.upper()} to {path}")
 
 
 @rehab_app.command("card")

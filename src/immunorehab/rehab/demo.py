@@ -19,6 +19,7 @@ from immunorehab.errors import AssessmentError, PrescriptionError
 from immunorehab.rehab.adherence import ArmAdherence
 from immunorehab.rehab.logbook import import_sessions
 from immunorehab.rehab.outcome import Clearance
+from immunorehab.rehab.plots import adherence_figure, progression_figure, save_figure
 from immunorehab.rehab.reports import adherence_report
 from immunorehab.rehab.service import clear_review, participant_progress, prescribe, programme_for_arm
 from immunorehab.simulate.sessions import synthetic_sessions
@@ -117,9 +118,20 @@ def demo_rehab(ctx: DemoContext) -> list[str]:
         "Adherence by arm (completer = attended >= 75% of sessions):",
         *[_arm_line(a) for a in per_arm],
     ]
+    threshold = 100 * min((r.completer_threshold / r.sessions_offered for r in participants), default=0.75)
+    figure = save_figure(
+        adherence_figure(participants, completer_pct=threshold),
+        ctx.out / "rehab_adherence.png",
+        overwrite=True,
+    )
+    lines.append(f"Adherence plot: {figure}")
     if clearances:
         clearance, pid = clearances[0]
         progress = participant_progress(ctx.store, by="physio1", participant_id=pid)
+        plot = save_figure(
+            progression_figure(progress), ctx.out / f"rehab_progression_{pid}.png", overwrite=True
+        )
+        lines.append(f"Progression plot of {pid}: {plot}")
         decision = progress.progress.decision(clearance.session_no)
         lines.append(
             f"Stop criterion: {pid} session {clearance.session_no}: {decision.stops[0].detail}; "

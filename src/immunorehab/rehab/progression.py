@@ -426,13 +426,23 @@ class NextSession:
 
 
 def next_session(
-    progress: Progress, plan: Plan, programme: Programme, clearances: Sequence[Clearance] = ()
+    progress: Progress,
+    plan: Plan,
+    programme: Programme,
+    clearances: Sequence[Clearance] = (),
+    *,
+    last_logged: int | None = None,
 ) -> NextSession:
-    """What to prescribe next: doses, mode, the earliest date and any clinical-review block."""
+    """What to prescribe next: doses, mode, the earliest date and any clinical-review block.
+
+    ``last_logged`` is the participant's highest session number when sessions of an earlier
+    prescription are not in ``progress`` (session numbers continue across prescriptions).
+    """
     state = progress.state
     cleared = {c.session_no for c in clearances}
     blocked = tuple(n for n in state.pending_reviews if n not in cleared)
     logged = max((d.session_no for d in progress.decisions), default=0)
+    logged = max(logged, last_logged or 0)
     number = logged + 1 if logged < programme.sessions_total else None
     gap = programme.progression.mode(state.mode).min_days_between_sessions
     earliest = state.last_date + dt.timedelta(days=gap) if state.last_date is not None else None

@@ -18,39 +18,15 @@ from immunorehab.rehab.adherence import (
     arm_adherence,
     participant_adherence,
 )
-from immunorehab.rehab.outcome import SessionOutcome
 from immunorehab.rehab.outcomes import OutcomeChange, outcome_changes
-from immunorehab.rehab.prescribe import plan_from_json
-from immunorehab.rehab.progression import Progress, SessionDecision, replay
-from immunorehab.rehab.service import RehabContext, load_context, require_unblinded
+from immunorehab.rehab.service import full_progress, load_context, require_unblinded
 from immunorehab.rehab.tables import RehabExercise, RehabPrescription, RehabSession
 from immunorehab.study.models import Allocation, Measurement, Participant, VisitRecord
 from immunorehab.study.participants import get_participant
 from immunorehab.study.service import get_protocol
 from immunorehab.study.store import Store
 
-__all__ = ["OutcomeRow", "adherence_report", "full_progress", "outcomes_report", "sessions_frame"]
-
-
-def full_progress(ctx: RehabContext, session: Session) -> Progress:
-    """Decisions over every prescription version (each version's sessions replayed from its own plan)."""
-    versions = session.scalars(
-        select(RehabPrescription)
-        .where(RehabPrescription.participant_pk == ctx.person.id)
-        .order_by(RehabPrescription.version)
-    )
-    decisions: list[SessionDecision] = []
-    outcomes: list[SessionOutcome] = []
-    state = None
-    for rx in versions:
-        part = replay(
-            plan_from_json(rx.plan_json), ctx.programme, ctx.outcomes(version=rx.version), ctx.clearances
-        )
-        decisions += part.decisions
-        outcomes += part.outcomes
-        state = part.state
-    assert state is not None
-    return Progress(tuple(decisions), state, tuple(outcomes))
+__all__ = ["OutcomeRow", "adherence_report", "outcomes_report", "sessions_frame"]
 
 
 def _prescribed_ids(session: Session) -> list[str]:

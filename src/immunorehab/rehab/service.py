@@ -30,7 +30,7 @@ from immunorehab.rehab.programme import (
     load_programme,
     parse_programme,
 )
-from immunorehab.rehab.progression import NextSession, Progress, next_session, replay
+from immunorehab.rehab.progression import NextSession, Progress, SessionDecision, next_session, replay
 from immunorehab.rehab.tables import RehabClearance, RehabExercise, RehabPrescription, RehabSession
 from immunorehab.study.models import Participant, VisitRecord
 from immunorehab.study.participants import get_participant
@@ -44,6 +44,7 @@ __all__ = [
     "RehabContext",
     "baseline_values",
     "clear_review",
+    "full_progress",
     "load_context",
     "participant_progress",
     "prescribe",
@@ -364,6 +365,28 @@ def load_context(session: Session, participant_id: str) -> RehabContext:
     return _context_from(session, person, prescription)
 
 
+def full_progress(ctx: RehabContext, session: Session) -> Progress:
+    """Decisions over every prescription version (each version's sessions replayed from its own plan)."""
+    versions = session.scalars(
+        select(RehabPrescription)
+        .where(RehabPrescription.participant_pk == ctx.person.id)
+        .order_by(RehabPrescription.version)
+    )
+    decisions: list[SessionDecision] = []
+    outcomes: list[SessionOutcome] = []
+    state = None
+    for rx in versions:
+        programme = _parse_stored(rx.programme_yaml, rx.programme_sha256)
+        part = replay(
+            plan_from_json(rx.plan_json), programme, ctx.outcomes(version=rx.version), ctx.clearances
+        )
+        decisions += part.decisions
+        outcomes += part.outcomes
+        state = part.state
+    assert state is not None
+    return Progress(tuple(decisions), state, tuple(outcomes))
+
+
 @dataclass(frozen=True, slots=True)
 class ParticipantProgress:
     """Everything ``rehab next`` / ``rehab explain`` show."""
@@ -386,7 +409,8 @@ def participant_progress(store: Store, *, by: str, participant_id: str) -> Parti
     with store.read(by) as session:
         require_unblinded(session, "see rehabilitation progress")
         ctx = load_context(session, participant_id)
-        progress = ctx.progress()
+        progress = full_progress(ctx, session)
+        last = max((s.session_no for s in ctx.sessions), default=0)
         return ParticipantProgress(
             ctx.person.participant_id,
             ctx.arm,
@@ -398,7 +422,7 @@ def participant_progress(store: Store, *, by: str, participant_id: str) -> Parti
             progress.outcomes,
             tuple(ctx.clearances),
             progress,
-            next_session(progress, ctx.plan, ctx.programme, ctx.clearances),
+            next_session(progress, ctx.plan, ctx.programme, ctx.clearances, last_logged=last),
         )
 
 

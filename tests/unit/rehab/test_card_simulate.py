@@ -131,3 +131,29 @@ def test_synthetic_sessions_follow_the_engine_and_parse_cleanly() -> None:
         stop_at_session=4,
     )
     assert again.rows == log.rows
+
+
+def test_plots_are_written_as_png_and_svg(tmp_path: Path) -> None:
+    from immunorehab.rehab.adherence import participant_adherence
+    from immunorehab.rehab.plots import adherence_figure, progression_figure, save_figure
+
+    progress = _progress(plan(), sessions=4)
+    png = save_figure(progression_figure(progress), tmp_path / "p.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    row = participant_adherence(
+        participant_id="LEI-0001",
+        arm="face_to_face",
+        programme=progress.programme,
+        progress=progress.progress,
+        outcomes=progress.outcomes,
+        randomised_on=R,
+        today=R + dt.timedelta(days=20),
+    )
+    svg = save_figure(adherence_figure([row], completer_pct=75), tmp_path / "a.svg")
+    assert "<svg" in svg.read_text()[:500]
+    with pytest.raises(ConfigError, match="exists"):
+        save_figure(progression_figure(progress), tmp_path / "p.png")
+    with pytest.raises(RehabError, match="use a .png or .svg name"):
+        save_figure(progression_figure(progress), tmp_path / "p.jpg")
+    with pytest.raises(RehabError, match="nothing to plot"):
+        adherence_figure([], completer_pct=75)
