@@ -65,3 +65,34 @@ __all__ = [
     "count_datasets",
     "read_fcs",
 ]
+
+# -- panel pipeline (templates, auto-placement, results, exports, batches) ------------------------
+from .absolute import DualPlatform, SinglePlatform  # noqa: E402
+from .autogate import AutoGateSettings, GateMove, Placement, place_gates  # noqa: E402
+from .batch import BatchReport, run_batch  # noqa: E402
+from .manifest import Manifest, ManifestRow, read_manifest  # noqa: E402
+from .panel import Panel  # noqa: E402
+from .pipeline import GateOptions, SampleAnalysis, analyse_sample  # noqa: E402
+from .qc import QcFlag, QcSettings  # noqa: E402
+from .template import load_template  # noqa: E402
+
+__all__ += [
+    "AutoGateSettings",
+    "BatchReport",
+    "DualPlatform",
+    "GateMove",
+    "GateOptions",
+    "Manifest",
+    "ManifestRow",
+    "Panel",
+    "Placement",
+    "QcFlag",
+    "QcSettings",
+    "SampleAnalysis",
+    "SinglePlatform",
+    "analyse_sample",
+    "load_template",
+    "place_gates",
+    "read_manifest",
+    "run_batch",
+]

@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 
 from immunorehab.errors import BatchError, ImmunorehabError, ManifestError
-from immunorehab.study.export import atomic_write
 
 from .manifest import Manifest, ManifestRow
 from .panel import Panel
@@ -382,6 +381,8 @@ def _finish(
     def write_ledger(tmp: Path) -> None:
         tmp.write_text(text, encoding="utf-8")
 
+    from immunorehab.study.export import atomic_write
+
     atomic_write(
         _ledger_path(out, outcome.file_sha256, outcome.strategy_sha256), write_ledger, overwrite=True
     )
@@ -425,6 +426,8 @@ def _meta_columns() -> tuple[str, ...]:
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    from immunorehab.study.export import atomic_write
+
     return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False), overwrite=True)
 
 

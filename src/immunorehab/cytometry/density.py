@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from scipy.ndimage import gaussian_filter, gaussian_filter1d
-from scipy.signal import find_peaks
 
 __all__ = [
     "ClusterPolygon",
@@ -60,6 +59,13 @@ class Valley:
 def _bandwidth(n: int, span: float) -> float:
     # 1.5% of the range for large samples, wider for small ones (n^-1/5, as Silverman's rule)
     return float(max(0.015, 0.06 * n ** (-0.2)) * span)
+
+
+def _local_maxima(density: FloatArray) -> npt.NDArray[np.intp]:
+    """Indices of local maxima: above the left neighbour, not below the right (ends padded with 0)."""
+    padded = np.concatenate([[0.0], density, [0.0]])
+    middle = padded[1:-1]
+    return np.flatnonzero((middle > padded[:-2]) & (middle >= padded[2:]))
 
 
 def _basin_masses(density: FloatArray, peaks: npt.NDArray[np.intp]) -> list[float]:
@@ -146,8 +152,7 @@ def find_valley(
     centers = (edges[:-1] + edges[1:]) / 2
     sigma = _bandwidth(n, hi - lo) / (edges[1] - edges[0])
     density = gaussian_filter1d(counts.astype(np.float64), sigma, mode="constant")
-    peaks, _ = find_peaks(np.concatenate([[0.0], density, [0.0]]))
-    peaks = peaks - 1
+    peaks = _local_maxima(density)
     masses = _basin_masses(density, peaks)
     needed = max(min_mode_fraction, min_mode_events / n)
     modes = [int(p) for p, m in zip(peaks, masses, strict=True) if m >= needed]
