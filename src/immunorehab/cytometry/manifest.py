@@ -237,7 +237,7 @@ def read_manifest(path: str | Path) -> Manifest:
         values = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if k is not None}
         if not any(values.values()):
             continue
-        row = _parse_row(line, values, path.parent, problems)
+        row = _parse_row(line, values, path.resolve().parent, problems)
         if row is not None:
             rows.append(row)
     _duplicates(rows, problems)
