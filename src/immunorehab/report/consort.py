@@ -85,7 +85,8 @@ def _excluded(people: pd.DataFrame, criteria: Mapping[str, str]) -> Reason:
     ineligible = out[~out["eligible"].astype(bool)]
     failed = Counter(c for text in ineligible["failed_criteria"] for c in str(text or "").split(",") if c)
     fail_sub = tuple(
-        Reason(f"not met: {criteria.get(c, c)}", n) for c, n in sorted(failed.items(), key=lambda kv: (-kv[1], kv[0]))
+        Reason(f"not met: {criteria.get(c, c)}", n)
+        for c, n in sorted(failed.items(), key=lambda kv: (-kv[1], kv[0]))
     )
     eligible = out[out["eligible"].astype(bool)]
     declined = eligible[eligible["withdrawn_on"].notna()]
