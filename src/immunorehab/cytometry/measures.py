@@ -78,15 +78,14 @@ def median_intensities(
     columns = (
         strategy.dimension_values(sample, dims, values=values) if dims else np.empty((sample.n_events, 0))
     )
+    names = [median_column(m) for m in markers]
+    by_marker = np.ascontiguousarray(columns.T)  # one contiguous row per marker: fast selection and partition
     rows = []
     for gate in gates or results.gate_ids:
-        mask = np.asarray(results.membership(gate))
-        row: dict[str, object] = {"gate": gate}
-        for j, marker in enumerate(markers):
-            column = columns[mask, j]
-            row[median_column(marker)] = float(np.median(column)) if column.size else np.nan
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["gate", *(median_column(m) for m in markers)])
+        selected = by_marker[:, np.asarray(results.membership(gate))]
+        medians = np.median(selected, axis=1) if selected.shape[1] else np.full(len(markers), np.nan)
+        rows.append({"gate": gate, **{name: float(v) for name, v in zip(names, medians, strict=True)}})
+    return pd.DataFrame(rows, columns=["gate", *names])
 
 
 def _compensated(sample: Sample) -> frozenset[str]:
