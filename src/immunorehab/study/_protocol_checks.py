@@ -401,11 +401,25 @@ def _is_model(tp: object) -> TypeGuard[type[BaseModel]]:
     return isinstance(tp, type) and issubclass(tp, BaseModel)
 
 
+#: Keys that discriminate the members of a union of models (``randomisation.method``,
+#: ``analysis.outcomes[i].source.type``).
+_DISCRIMINATORS = ("method", "type")
+
+
+def _tag_key(tp: object) -> str:
+    """The discriminator key of a union of models (``method`` unless its members use ``type``)."""
+    for key in _DISCRIMINATORS:
+        if all(_is_model(m) and key in m.model_fields for m in get_args(tp)):
+            return key
+    return "method"
+
+
 def _tagged(tp: object, tag: object) -> object | None:
-    """The member of a discriminated union whose ``method`` literal is ``tag``."""
+    """The member of a discriminated union whose discriminator literal is ``tag``."""
     members: tuple[object, ...] = get_args(tp)
+    key = _tag_key(tp)
     for member in members:
-        field = member.model_fields.get("method") if _is_model(member) else None
+        field = member.model_fields.get(key) if _is_model(member) else None
         if field is not None and tag in get_args(field.annotation):
             return member
     return None
@@ -470,7 +484,8 @@ def _resolve(loc: Loc, raw: object, root: type[BaseModel]) -> _Slot:
 
 
 def _tags(tp: object) -> str:
-    tags = [get_args(m.model_fields["method"].annotation) for m in get_args(tp) if _is_model(m)]
+    key = _tag_key(tp)
+    tags = [get_args(m.model_fields[key].annotation) for m in get_args(tp) if _is_model(m)]
     return ", ".join(repr(tag) for group in tags for tag in group)
 
 
@@ -485,7 +500,7 @@ def describe(tp: object) -> str:
     if origin is Literal:
         return "one of " + ", ".join(repr(arg) for arg in get_args(tp))
     if origin in (Union, UnionType) and all(_is_model(arg) for arg in get_args(tp)):
-        return f"a mapping whose method is one of {_tags(tp)}"
+        return f"a mapping whose {_tag_key(tp)} is one of {_tags(tp)}"
     if origin in (Union, UnionType):
         parts = [describe(_unwrap(arg)[0]) for arg in get_args(tp)]
         return ", ".join(parts[:-1]) + " or " + parts[-1]
@@ -512,9 +527,10 @@ def translate(error: ErrorDetails, raw: object, root: type[BaseModel]) -> tuple[
     slot = _resolve(error["loc"], raw, root)
     path, tp, expected = slot.path, slot.tp, describe(slot.tp)
     if kind == "union_tag_invalid":
-        return join(path, "method"), f"unknown method {ctx.get('tag')!r} (allowed: {_tags(tp)})"
+        key = _tag_key(tp)
+        return join(path, key), f"unknown {key} {ctx.get('tag')!r} (allowed: {_tags(tp)})"
     if kind == "union_tag_not_found":
-        return join(path, "method"), f"required key is missing (one of {_tags(tp)})"
+        return join(path, _tag_key(tp)), f"required key is missing (one of {_tags(tp)})"
     if kind == "missing":
         return path, f"required key is missing (expected {expected})"
     if get_origin(tp) in (Union, UnionType):

@@ -20,11 +20,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from immunorehab.errors import AlreadyRandomised, EligibilityError, ProtocolError
+from immunorehab.errors import AlreadyRandomised, EligibilityError, ProtocolError, StudyError
 from immunorehab.study.hashing import GENESIS, chain_hash
 from immunorehab.study.models import Allocation
 from immunorehab.study.participants import get_participant
-from immunorehab.study.protocol import MinimisationSettings, Protocol
+from immunorehab.study.protocol import MinimisationSettings, PermutedBlocksSettings, Protocol
 from immunorehab.study.randomisation import ArmSpec, minimisation_arm, permuted_block_arm
 from immunorehab.study.service import actor_of, get_protocol, get_study, now_utc
 from immunorehab.study.store import Store
@@ -84,6 +84,8 @@ def _choose_arm(
             "random_draw": decision.random_draw,
         }
         return decision.arm, detail
+    if not isinstance(settings, PermutedBlocksSettings):
+        raise StudyError(f"study {protocol.study.id!r} has no randomisation method (method: none)")
     arm = permuted_block_arm(
         seed=seed,
         stratum=stratum,
@@ -126,6 +128,11 @@ def randomise(store: Store, *, by: str, participant_id: str, on: dt.date | None 
         actor_of(session).require(*RANDOMISERS, action="randomise participants")
         study = get_study(session)
         protocol = get_protocol(session)
+        if not protocol.randomised:
+            raise StudyError(
+                f"study {protocol.study.id!r} is a cohort (design: cohort): nobody is randomised; "
+                "record each participant's visits directly (baseline first)"
+            )
         person = get_participant(session, participant_id)
         pid = person.participant_id
         if person.allocation is not None:

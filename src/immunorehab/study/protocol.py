@@ -35,15 +35,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import PydanticCustomError
 
 from immunorehab.errors import NotFoundError, Problem, ProtocolError
+from immunorehab.study import _analysis_checks as analysis_checks
 from immunorehab.study import _protocol_checks as checks
+from immunorehab.study.analysis_plan import AnalysisPlan
 
 __all__ = [
+    "AnalysisPlan",
     "Arm",
     "Criterion",
+    "Design",
     "Level",
     "Measure",
     "MeasureType",
     "MinimisationSettings",
+    "NoRandomisation",
     "Operator",
     "PermutedBlocksSettings",
     "Protocol",
@@ -56,6 +61,8 @@ __all__ = [
     "parse_protocol",
 ]
 
+#: ``trial``: participants are randomised to arms; ``cohort``: followed without randomisation.
+Design = Literal["trial", "cohort"]
 Operator = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_in"]
 MeasureType = Literal["number", "integer", "boolean", "text", "date", "choice"]
 #: A criterion value. ``date`` comes first so that JSON round trips restore dates.
@@ -207,6 +214,12 @@ class MinimisationSettings(_Model):
         return self.weights.get(factor, 1.0)
 
 
+class NoRandomisation(_Model):
+    """No randomisation: the setting of a cohort study (``method: none``)."""
+
+    method: Literal["none"]
+
+
 class Criterion(_Model):
     """An eligibility criterion: ``<covariate field> <op> <value>``."""
 
@@ -268,24 +281,55 @@ class Visit(_Model):
         raise NotFoundError(f"visit {self.id!r} has no measure {measure_id!r} (measures: {known})")
 
 
-Randomisation = Annotated[PermutedBlocksSettings | MinimisationSettings, Field(discriminator="method")]
+Randomisation = Annotated[
+    PermutedBlocksSettings | MinimisationSettings | NoRandomisation, Field(discriminator="method")
+]
+
+
+def _problems(raw: dict[str, Any]) -> checks.Found:
+    """Every cross-field problem: structure, design (trial/cohort) and the analysis plan."""
+    return (
+        checks.protocol_problems(raw)
+        + analysis_checks.design_problems(raw)
+        + analysis_checks.analysis_problems(raw)
+    )
 
 
 class Protocol(_Model):
-    """A validated trial protocol. Build it with :func:`load_protocol`."""
+    """A validated study protocol. Build it with :func:`load_protocol`.
+
+    ``design: trial`` (the default) randomises participants to ``arms`` (at least two) with
+    a ``randomisation`` method; ``design: cohort`` follows participants without arms or
+    randomisation (``randomisation`` omitted or ``method: none``). ``analysis`` is the
+    prespecified analysis plan (optional).
+    """
 
     study: StudyInfo
+    design: Design = "trial"
     sites: list[Site] = Field(min_length=1)
-    arms: list[Arm] = Field(min_length=2)
+    arms: list[Arm] = Field(default_factory=list)
     stratification: list[StratificationFactor] = Field(default_factory=list)
-    randomisation: Randomisation
+    randomisation: Randomisation = Field(default_factory=lambda: NoRandomisation(method="none"))
     eligibility: list[Criterion] = Field(default_factory=list)
     visits: list[Visit] = Field(min_length=1)
+    analysis: AnalysisPlan | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        _raise_if(checks.protocol_problems(self.model_dump()))
+        _raise_if(_problems(self.model_dump()))
         return self
+
+    @property
+    def randomised(self) -> bool:
+        """Whether participants are randomised (a trial) or only followed (a cohort)."""
+        return self.design == "trial"
+
+    def baseline_visit(self) -> Visit:
+        """The analysis plan's baseline visit, else the visit on day 0, else the first visit."""
+        declared = self.analysis.baseline_visit if self.analysis is not None else None
+        if declared is not None:
+            return self.visit(declared)
+        return next((v for v in self.visits if v.day == 0), self.visits[0])
 
     # -- lookups ---------------------------------------------------------------------
     def arm(self, arm_id: str) -> Arm:
@@ -351,8 +395,16 @@ class Protocol(_Model):
 
     # -- hashing ---------------------------------------------------------------------
     def canonical_json(self) -> str:
-        """Compact JSON with sorted keys and defaults filled in: the text that is hashed."""
+        """Compact JSON with sorted keys and defaults filled in: the text that is hashed.
+
+        ``design: trial`` and an absent ``analysis`` are left out, so protocols written
+        before those keys existed keep their hash.
+        """
         data = self.model_dump(mode="json")
+        if data.get("design") == "trial":
+            del data["design"]
+        if data.get("analysis") is None:
+            del data["analysis"]
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def sha256(self) -> str:
@@ -438,7 +490,7 @@ def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
                 semantic.append((checks.format_loc(error["loc"]), error["msg"]))
             else:
                 found[checks.translate(error, raw, Protocol)] = None
-    found.update(dict.fromkeys(checks.protocol_problems(raw)))
+    found.update(dict.fromkeys(_problems(raw)))
     if protocol is None and not found:  # defensive: never swallow a failed validation
         found.update(dict.fromkeys(semantic))
     if found or protocol is None:

@@ -52,15 +52,23 @@ class VisitStatus:
     visit_date: dt.date | None
 
 
-def _status(visit: Visit, person: Participant, recorded: dt.date | None, today: dt.date) -> VisitStatus:
-    alloc = person.allocation
+def _anchor(protocol: Protocol, person: Participant, baseline_on: dt.date | None) -> dt.date | None:
+    """Day 0 of a participant's schedule: randomisation (trial) or baseline visit / consent (cohort)."""
+    if protocol.randomised:
+        return person.allocation.allocated_on if person.allocation is not None else None
+    return baseline_on or person.consent_date
+
+
+def _status(
+    visit: Visit, person: Participant, recorded: dt.date | None, today: dt.date, anchor: dt.date | None
+) -> VisitStatus:
     base: dict[str, Any] = {
         "participant_id": person.participant_id,
         "visit_id": visit.id,
         "visit_label": visit.label,
         "visit_date": recorded,
     }
-    if alloc is None:
+    if anchor is None:
         return VisitStatus(
             **base,
             target=None,
@@ -68,7 +76,7 @@ def _status(visit: Visit, person: Participant, recorded: dt.date | None, today: 
             window_end=None,
             status="completed" if recorded else "not_randomised",
         )
-    target, start, end = window(visit, alloc.allocated_on)
+    target, start, end = window(visit, anchor)
     status: Status
     if recorded is not None:
         status = "completed" if start <= recorded <= end else "out_of_window"
@@ -102,8 +110,12 @@ def visit_statuses(
         recorded = {
             (r.participant_id, r.visit_id): r.visit_date for r in session.scalars(select(VisitRecord))
         }
+        day0 = protocol.baseline_visit().id
+        anchors = {
+            p.participant_id: _anchor(protocol, p, recorded.get((p.participant_id, day0))) for p in people
+        }
         return [
-            _status(v, p, recorded.get((p.participant_id, v.id)), today)
+            _status(v, p, recorded.get((p.participant_id, v.id)), today, anchors[p.participant_id])
             for p in people
             for v in protocol.visits
         ]
@@ -183,9 +195,14 @@ def record_visit(
                 f"{person.participant_id} {visit_id} not recorded",
                 [Problem("visit date", f"{visit_date} is in the future (today is {today})")],
             )
-        if person.allocation is None and visit.day != 0:
+        if person.allocation is None and visit.day != 0 and protocol.randomised:
             raise StudyError(
                 f"{person.participant_id} is not randomised yet: only the baseline visit can be recorded"
+            )
+        if not protocol.randomised and not person.eligible:
+            raise StudyError(
+                f"{person.participant_id} is not eligible ({person.failed_criteria}): "
+                "a cohort follows eligible participants only"
             )
         typed, problems = validate_measures(protocol, visit_id, values)
         if problems:
@@ -193,7 +210,12 @@ def record_visit(
                 f"{person.participant_id} {visit_id} not recorded: nothing stored", problems
             )
         _store_values(session, person, visit_id, visit_date, typed, by, reason)
-        return _status(visit, person, visit_date, today)
+        baseline_on = session.scalar(
+            select(VisitRecord.visit_date).where(
+                VisitRecord.participant_pk == person.id, VisitRecord.visit_id == protocol.baseline_visit().id
+            )
+        )
+        return _status(visit, person, visit_date, today, _anchor(protocol, person, baseline_on))
 
 
 def _store_values(
