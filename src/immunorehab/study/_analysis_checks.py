@@ -60,7 +60,7 @@ def _context(raw: dict[str, Any], plan: dict[str, Any]) -> _Context:
         factors=tuple(str(f.get("name")) for _, f in _dicts(raw.get("stratification"))),
         visits=visits,
         baseline=baseline,
-        arms_ok=_clean(arms, "id") and (design == "cohort" or len(arms) >= 2),
+        arms_ok=_clean(arms, "id") and (design == "cohort" or len(_list(arms)) >= 2),
         visits_ok=_clean(raw.get("visits"), "id")
         and all(_measures_ok(v) for _, v in _dicts(raw.get("visits"))),
         factors_ok=raw.get("stratification") is None or _clean(raw.get("stratification"), "name"),
