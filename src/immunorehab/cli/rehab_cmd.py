@@ -87,7 +87,7 @@ def _programme_table(p: Programme) -> Table:
     table.add_row(
         "safety",
         f"SpO2 < {p.safety.spo2_floor_pct:g}%, HR > {p.safety.hr_limit_fraction_of_max:.0%} of 220-age, "
-        + ", ".join(p.safety.stop_on[2:]),
+        + ", ".join(c for c in p.safety.stop_on if c not in ("spo2_below_floor", "hr_above_limit")),
     )
     table.add_row(
         "PEM",
@@ -182,7 +182,7 @@ def prescribe_command(
     db: DbOpt = None,
     user: UserOpt = None,
 ) -> None:
-    """Prescribe the programme from the baseline assessment (ISWT, 1RM, HR, DSQ-PEM); physio only."""
+    """Prescribe the programme from the baseline assessment (ISWT, 1RM, resting HR, DSQ items); physio only."""
     from immunorehab.rehab.service import prescribe
 
     view = prescribe(
