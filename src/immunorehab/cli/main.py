@@ -25,6 +25,7 @@ from immunorehab.cli import (
     participant_cmd,
     randomise_cmd,
     rehab_cmd,
+    report_cmd,
     simulate_cmd,
     study_cmd,
     visit_cmd,
@@ -72,6 +73,7 @@ cytometry_cmd.register(app)
 cytokines_cmd.register(app)
 analysis_cmd.register(app)
 simulate_cmd.register(app)
+report_cmd.register(app)
 
 
 def _debug(argv: Sequence[str]) -> bool:

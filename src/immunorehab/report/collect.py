@@ -29,10 +29,8 @@ from immunorehab.study.service import actor_of, get_protocol, get_study
 from immunorehab.study.store import Store
 from immunorehab.study.visits import visit_statuses
 
-__all__ = ["ArmInfo", "ChainStatus", "StudyFacts", "UNBLINDED_REPORT_ROLES", "collect_facts"]
+__all__ = ["ArmInfo", "ChainStatus", "StudyFacts", "collect_facts"]
 
-#: Roles that may receive the unblinded (by-arm) report.
-UNBLINDED_REPORT_ROLES: tuple[str, ...] = ("statistician", "admin")
 Design = Literal["trial", "cohort"]
 
 
@@ -125,12 +123,6 @@ def _has_programme(arm: str) -> bool:
     return True
 
 
-def _design(protocol: Protocol) -> Design:
-    design = getattr(protocol, "design", None)
-    kind = getattr(design, "kind", design)
-    return "cohort" if kind == "cohort" else "trial"
-
-
 def collect_facts(
     store: Store, *, by: str, blinded: bool, today: dt.date | None = None, now: dt.datetime | None = None
 ) -> StudyFacts:
@@ -170,7 +162,7 @@ def collect_facts(
         protocol_version=protocol.study.version,
         protocol_sha256=sha,
         protocol=protocol,
-        design=_design(protocol),
+        design=protocol.design,
         blinded=blinded,
         user=by,
         role=actor.role,
