@@ -59,6 +59,8 @@ __all__ = [
     "AlreadyRandomised",
     "AnalysisDataError",
     "AnalysisError",
+    "AnalysisPlanError",
+    "OutcomeDataError",
     "AnalysisWarning",
     "ModelFitError",
     "ReportError",
@@ -344,6 +346,14 @@ class ModelFitError(AnalysisError):
 
 class ReportError(AnalysisError):
     """The study report cannot be built: nothing to report yet, output folder taken, blinding breached."""
+
+
+class AnalysisPlanError(AnalysisError):
+    """The study's protocol has no ``analysis:`` section, or the plan cannot be run as asked."""
+
+
+class OutcomeDataError(AnalysisError):
+    """A declared outcome has no data in the store (the message says what is stored instead)."""
 
 
 class AnalysisWarning(ImmunorehabWarning):

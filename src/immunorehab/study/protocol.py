@@ -152,6 +152,10 @@ class StratificationFactor(_Model):
     def _match(self, value: object) -> str | None:
         return next((level.label for level in self.levels if level.matches(value)), None)
 
+    def level_or_none(self, value: object) -> str | None:
+        """The label of the level ``value`` falls into, or ``None`` (missing or no level)."""
+        return self._match(value)
+
     def level_of(self, value: object) -> str:
         """Return the label of the level that ``value`` falls into.
 
