@@ -150,8 +150,8 @@ class PlanRunner(Records):
             self.datasets[o.id] = self._values_dataset(values)
             if self.blinded and o.id == self.primary_id:
                 at = o.primary_visit or o.visits[-1]
-                observed = values.loc[(values["visit"] == at) & values["value"].notna(), "participant_id"]
-                self.analysed["itt"] = {"all": int(observed.nunique())}
+                seen = values.loc[(values["visit"] == at) & values["value"].notna(), "participant_id"]
+                self.analysed["itt"] = {"all": int(seen.nunique())}
             return
         fit = {"ancova": self._ancova, "mmrm": self._mmrm, "mixed": self._mixed}[o.model]
         fit(o, values)
