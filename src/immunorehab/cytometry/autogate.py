@@ -214,7 +214,11 @@ def _check_rules(strategy: GatingStrategy, rules: AutoGateRules, panel: Panel | 
                     f"gate {gate_id!r} must be a rectangle gate whose parent is {rule.population!r}"
                 )
             elif _channel(rule.marker, panel) not in [d.channel for d in gate.dimensions]:
-                problems.append(f"gate {gate_id!r} has no dimension on {_channel(rule.marker, panel)!r}")
+                hint = "" if panel is not None else " (pass the panel that maps the markers to channels)"
+                problems.append(
+                    f"gate {gate_id!r} has no dimension on {_channel(rule.marker, panel)!r} "
+                    f"(marker {rule.marker}){hint}"
+                )
     for gate_id in rules.cluster_gates + rules.singlet_gates:
         if gate_id in ids and not isinstance(strategy.get_gate(gate_id), PolygonGate):
             problems.append(f"gate {gate_id!r} must be a polygon gate of the strategy")
