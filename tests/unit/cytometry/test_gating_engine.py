@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from immunorehab.cytometry import (
     BooleanGate,
@@ -303,3 +305,34 @@ def test_event_values_are_shared_across_strategies_of_one_sample() -> None:
     other, _ = large_sample(10)
     with pytest.raises(GateError, match="values were computed for sample"):
         first.gate(other, values=values)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=0, max_value=2**32 - 1), st.integers(min_value=1, max_value=3000))
+def test_permuting_events_permutes_membership(seed: int, n: int) -> None:
+    """Gating is per event: a permutation of the events permutes every population's membership."""
+    rng = np.random.default_rng(seed)
+    spill = Spillover(("A", "B"), np.array([[1.0, 0.15], [0.05, 1.0]]))
+    events = np.column_stack([rng.normal(5e4, 3e4, n), rng.lognormal(6, 2, (n, 2))])
+    sample = Sample.from_array(events, ["FSC", "A", "B"], spillover=spill)
+    order = rng.permutation(n)
+    shuffled = Sample.from_array(events[order], ["FSC", "A", "B"], spillover=spill)
+    a, b = Dimension("A", "FCS", "L"), Dimension("B", "FCS", "L")
+    strategy = GatingStrategy(
+        [
+            RectangleGate("fsc", None, (Dimension("FSC"),), (2e4,), (None,)),
+            PolygonGate("poly", "fsc", (a, b), ((0.1, 0.1), (0.9, 0.2), (0.8, 0.9), (0.2, 0.6))),
+            QuadrantGate(
+                "q",
+                "fsc",
+                (a, b),
+                (Divider("da", (0.4,)), Divider("db", (0.5,))),
+                (Quadrant("pp", (("da", 1.0), ("db", 1.0))), Quadrant("nn", (("da", 0.0), ("db", 0.0)))),
+            ),
+            BooleanGate("either", "fsc", "or", (("pp", False), ("poly", True))),
+        ],
+        {"L": LogicleTransform()},
+    )
+    original, permuted = strategy.gate(sample), strategy.gate(shuffled)
+    for gid in strategy.gate_ids:
+        np.testing.assert_array_equal(permuted.membership(gid), original.membership(gid)[order])
