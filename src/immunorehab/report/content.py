@@ -9,7 +9,7 @@ summaries of baseline covariates, adherence and files come from the store.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,6 +21,7 @@ from immunorehab.report.consort import CohortFlow, ConsortFlow, cohort_flow, con
 from immunorehab.report.embed import EmbeddedFigure, embed
 from immunorehab.report.figures import forest_figure, marker_panels, trajectory_panels
 from immunorehab.report.flowchart import draw_cohort_flow, draw_consort
+from immunorehab.report.longitudinal import by_visit_table, cohort_figures, cohort_tables
 from immunorehab.report.methods import MethodsParagraph, methods_paragraphs
 from immunorehab.report.outcomes import (
     DESCRIPTIVE_COLUMNS,
@@ -32,6 +33,7 @@ from immunorehab.report.outcomes import (
 )
 from immunorehab.report.provenance import Provenance, build_provenance
 from immunorehab.report.tables import Group, Table, adherence_table, baseline_table, safety_table
+from immunorehab.study.analysis_plan import Outcome
 
 __all__ = ["AnalysisLike", "ReportContent", "build_content"]
 
@@ -50,6 +52,15 @@ class AnalysisLike(Protocol):
 
     @property
     def provenance(self) -> Mapping[str, Any]: ...
+
+    @property
+    def by_visit(self) -> pd.DataFrame: ...
+
+    @property
+    def cohort(self) -> Mapping[str, pd.DataFrame]: ...
+
+    @property
+    def datasets(self) -> Mapping[str, pd.DataFrame]: ...
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,8 @@ class ReportContent:
     descriptives: Table | None
     provenance: Provenance
     extra_tables: tuple[tuple[str, Table], ...] = field(default=())
+
+    frames: Mapping[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def mode(self) -> str:
@@ -97,11 +110,23 @@ def check_blinded_analysis(analysis: AnalysisLike, arm_ids: Sequence[str]) -> No
         )
 
 
-def _groups(facts: StudyFacts, frame: pd.DataFrame) -> list[Group]:
+def _cohort_groups(analysis: AnalysisLike, ids: frozenset[str]) -> list[Group]:
+    """Cohort groups (e.g. symptomatic at 12 months) from the frames the analysis modelled."""
+    members: dict[str, set[str]] = {}
+    for frame in analysis.datasets.values():
+        if {"participant_id", "group"} <= set(frame.columns):
+            for pid, grp in zip(frame["participant_id"], frame["group"], strict=True):
+                if isinstance(grp, str) and pid in ids:
+                    members.setdefault(grp, set()).add(str(pid))
+    return [Group(g, g, frozenset(m)) for g, m in sorted(members.items())]
+
+
+def _groups(facts: StudyFacts, frame: pd.DataFrame, analysis: AnalysisLike) -> list[Group]:
     """Table columns: each arm and all randomised (unblinded), or one pooled column."""
     if facts.design == "cohort":
-        ids = frozenset(frame["participant_id"])
-        return [Group("all", "All participants", ids)]
+        included = frame[frame["eligible"].astype(bool)] if "eligible" in frame.columns else frame
+        ids = frozenset(included["participant_id"])
+        return [*_cohort_groups(analysis, ids), Group("all", "All participants", ids)]
     randomised = frame[frame["randomised_on"].notna()] if "randomised_on" in frame.columns else frame
     total = Group("all", "All randomised", frozenset(randomised["participant_id"]))
     if facts.blinded:
@@ -113,22 +138,27 @@ def _groups(facts: StudyFacts, frame: pd.DataFrame) -> list[Group]:
     return [*arms, total]
 
 
-def _analysed(facts: StudyFacts, analysis: AnalysisLike, primary: str | None) -> dict[str, dict[str, int]]:
-    """Population -> group -> n analysed for the primary outcome (from the analysis' results)."""
-    out: dict[str, dict[str, int]] = {}
-    by_arm = analysis.methods.get("analysed") if isinstance(analysis.methods, Mapping) else None
-    if isinstance(by_arm, Mapping):
-        for pop, groups in by_arm.items():
-            if isinstance(groups, Mapping):
-                out[str(pop)] = {str(k): int(v) for k, v in groups.items()}
-        return out
-    res = analysis.results
-    if primary is None or res.empty:
-        return out
-    rows = res[res["outcome"] == primary]
-    for pop, part in rows.groupby("population", sort=False):
-        out[str(pop)] = {"all": int(part["n"].max())}
-    return out
+def _analysed(
+    facts: StudyFacts, analysis: AnalysisLike, primary: Outcome | None
+) -> dict[str, dict[str, int]]:
+    """Population -> group -> n analysed for the primary outcome (the analysis' own counts).
+
+    A blinded analysis estimates nothing by arm; its flow shows how many have the primary
+    outcome observed at the primary visit (pooled descriptives).
+    """
+    recorded = analysis.methods.get("analysed")
+    if isinstance(recorded, Mapping) and recorded:
+        names = {"itt": "ITT", "per_protocol": "Per protocol"}
+        return {
+            names.get(str(pop), str(pop)): {str(k): int(v) for k, v in groups.items()}
+            for pop, groups in recorded.items()
+            if isinstance(groups, Mapping)
+        }
+    if primary is None or not primary.visits:
+        return {}
+    desc = analysis.descriptives
+    rows = desc[(desc["outcome"] == primary.id) & (desc["visit"] == primary.visits[-1])]
+    return {"With the primary outcome observed": {str(r["arm"]): int(r["n"]) for _, r in rows.iterrows()}}
 
 
 def _flow(facts: StudyFacts, analysis: AnalysisLike) -> tuple[ConsortFlow | CohortFlow, EmbeddedFigure]:
@@ -152,7 +182,7 @@ def _flow(facts: StudyFacts, analysis: AnalysisLike) -> tuple[ConsortFlow | Coho
         primary_visit=visit_id,
         primary_visit_label=protocol.visit(visit_id).label,
         adherence=facts.adherence,
-        analysed=_analysed(facts, analysis, primary.id if primary else None),
+        analysed=_analysed(facts, analysis, primary),
     )
     fig = embed(
         draw_consort(flow), key="consort", title="CONSORT 2025 flow diagram", caption=_CONSORT_CAPTION
@@ -175,7 +205,7 @@ def build_content(facts: StudyFacts, analysis: AnalysisLike) -> ReportContent:
     if facts.blinded:
         check_blinded_analysis(analysis, [a.id for a in facts.protocol.arms])
     flow, flow_fig = _flow(facts, analysis)
-    groups = _groups(facts, facts.participants)
+    groups = _groups(facts, facts.participants, analysis)
     labels = dict(zip(analysis.results["outcome"], analysis.results["label"], strict=False))
     labels |= _plan_labels(facts)
     baseline_rows = baseline_outcome_rows(
@@ -189,7 +219,7 @@ def build_content(facts: StudyFacts, analysis: AnalysisLike) -> ReportContent:
     baseline = baseline_table(facts.participants, groups, baseline_rows)
     adherence, safety, note = _adherence(facts)
     outcomes, outcomes_note = _outcomes(facts, analysis)
-    figures = _figures(facts, analysis, labels)
+    figures = _figures(facts, analysis, labels) + _cohort_figures(facts, analysis)
     return ReportContent(
         facts=facts,
         flow=flow,
@@ -205,7 +235,41 @@ def build_content(facts: StudyFacts, analysis: AnalysisLike) -> ReportContent:
             methods_paragraphs(facts.protocol, blinded=facts.blinded, analysis_methods=analysis.methods)
         ),
         descriptives=_descriptives(facts, analysis, labels) if not analysis.descriptives.empty else None,
-        provenance=build_provenance(facts, analysis.provenance),
+        provenance=build_provenance(facts, analysis.provenance, analysis.methods),
+        extra_tables=tuple(_extra_tables(facts, analysis)),
+        frames={"results": analysis.results, "descriptives": analysis.descriptives},
+    )
+
+
+def _visit_labels(facts: StudyFacts) -> dict[str, str]:
+    return {v.id: v.label for v in facts.protocol.visits}
+
+
+def _extra_tables(facts: StudyFacts, analysis: AnalysisLike) -> list[tuple[str, Table]]:
+    out = []
+    if not facts.blinded and not analysis.by_visit.empty:
+        labeller = arm_labeller({a.id: a.label for a in facts.arms})
+        table = by_visit_table(analysis.by_visit, contrast_label=labeller, visit_labels=_visit_labels(facts))
+        out.append(("Repeated measures: contrasts at every visit", table))
+    plan = facts.protocol.analysis
+    unit = plan.time_unit if plan else "months"
+    out += cohort_tables(
+        analysis.cohort,
+        group_label=_group_label(facts),
+        term_label=str,
+        visit_labels=_visit_labels(facts),
+        time_unit=unit,
+    )
+    return out
+
+
+def _cohort_figures(facts: StudyFacts, analysis: AnalysisLike) -> list[EmbeddedFigure]:
+    plan = facts.protocol.analysis
+    return cohort_figures(
+        analysis.cohort,
+        group_label=_group_label(facts),
+        visits=[(v.id, v.label.replace(" follow-up", "")) for v in facts.protocol.visits],
+        time_unit=plan.time_unit if plan else "months",
     )
 
 
@@ -214,8 +278,15 @@ def _plan_labels(facts: StudyFacts) -> dict[str, str]:
     return {o.id: o.label for o in plan.outcomes} if plan else {}
 
 
-def _group_values(analysis: AnalysisLike) -> list[str]:
-    return list(dict.fromkeys(analysis.descriptives["arm"].astype(str)))
+_POOLED = ("all", "pooled", "overall")
+
+
+def _group_values(analysis: AnalysisLike, facts: StudyFacts | None = None) -> list[str]:
+    """Groups of the descriptives: protocol arms in order, then others (cohort groups), pooled last."""
+    present = list(dict.fromkeys(analysis.descriptives["arm"].astype(str)))
+    arms = [a.id for a in facts.protocol.arms if a.id in present] if facts is not None else []
+    pooled = [g for g in present if g in _POOLED]
+    return arms + sorted(g for g in present if g not in arms and g not in pooled) + pooled
 
 
 def _descriptive_keys(facts: StudyFacts, analysis: AnalysisLike) -> dict[str, str]:
@@ -226,11 +297,10 @@ def _descriptive_keys(facts: StudyFacts, analysis: AnalysisLike) -> dict[str, st
     return {"all": pooled[0]} if pooled else {}
 
 
-def _group_label(facts: StudyFacts) -> Any:
+def _group_label(facts: StudyFacts) -> Callable[[str], str]:
     labels = {a.id: a.label for a in facts.arms}
-    return lambda key: labels.get(
-        key, "All participants (pooled)" if key in ("all", "pooled", "overall") else key
-    )
+    pooled = "All participants" if facts.design == "cohort" else "All participants (pooled)"
+    return lambda key: labels.get(key, pooled if key in ("all", "pooled", "overall") else key)
 
 
 def _adherence(facts: StudyFacts) -> tuple[Table | None, Table | None, str]:
@@ -287,12 +357,16 @@ def _outcomes(facts: StudyFacts, analysis: AnalysisLike) -> tuple[Table | None, 
 
 def _descriptives(facts: StudyFacts, analysis: AnalysisLike, labels: Mapping[str, str]) -> Table:
     visits = facts.protocol.visits
+    label_of = _group_label(facts)
+    plan = facts.protocol.analysis
+    log_scale = {o.id: o.transform == "log" for o in plan.outcomes} if plan else {}
     return descriptives_table(
         analysis.descriptives,
+        groups=[(g, label_of(g)) for g in _group_values(analysis, facts)],
         visit_order=[v.id for v in visits],
         visit_labels={v.id: v.label for v in visits},
         labels=labels,
-        group_label=_group_label(facts),
+        log_scale=log_scale,
     )
 
 
@@ -309,7 +383,9 @@ def _figures(facts: StudyFacts, analysis: AnalysisLike, labels: Mapping[str, str
         out += _forests(facts, immune)
     desc = analysis.descriptives
     label_of = _group_label(facts)
-    groups = [(g, label_of(g)) for g in _group_values(analysis)]
+    values = _group_values(analysis, facts)
+    split = [g for g in values if g not in _POOLED]
+    groups = [(g, label_of(g)) for g in (split or values)]  # the pooled line only when nothing else
     visits = [(v.id, v.id) for v in facts.protocol.visits]
     markers = [(o, labels.get(o, o)) for o in dict.fromkeys(desc["outcome"]) if sources.get(o) == "cytometry"]
     if markers:

@@ -176,7 +176,15 @@ _RATIO_TICKS = (0.1, 0.2, 0.25, 0.33, 0.5, 0.67, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 
 
 
 def _ratio_ticks(ax: Axes, low: float, high: float) -> None:
-    ticks = [v for v in _RATIO_TICKS if low <= v <= high] or [1.0]
+    """Plain-number ticks on a log axis, at least 1/7 of the axis apart (1 always shown)."""
+    gap = (math.log10(high) - math.log10(low)) / 7
+    ticks: list[float] = []
+    for v in sorted(v for v in _RATIO_TICKS if low <= v <= high):
+        if v == 1.0 or not ticks or math.log10(v) - math.log10(ticks[-1]) >= gap:
+            if ticks and v == 1.0 and math.log10(v) - math.log10(ticks[-1]) < gap:
+                ticks.pop()
+            ticks.append(v)
+    ticks = ticks or [1.0]
     ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
     ax.xaxis.set_minor_locator(NullLocator())
 

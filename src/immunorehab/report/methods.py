@@ -268,6 +268,19 @@ def _cohort(protocol: Protocol, plan: AnalysisPlan) -> list[MethodsParagraph]:
     return out
 
 
+def _run_notes(methods: Mapping[str, Any]) -> list[MethodsParagraph]:
+    """What the analysis run itself recorded: outcomes it could not analyse, and its warnings."""
+    out = []
+    skipped = [s for s in methods.get("skipped") or [] if isinstance(s, Mapping)]
+    if skipped:
+        text = "; ".join(f"{s.get('outcome')}: {s.get('reason')}" for s in skipped)
+        out.append(MethodsParagraph("Outcomes not analysed", f"{text}."))
+    warned = [str(w) for w in methods.get("warnings") or []]
+    if warned:
+        out.append(MethodsParagraph("Warnings raised by the analysis", "; ".join(warned) + "."))
+    return out
+
+
 def methods_paragraphs(
     protocol: Protocol, *, blinded: bool, analysis_methods: Mapping[str, Any] | None = None
 ) -> list[MethodsParagraph]:
@@ -288,6 +301,7 @@ def methods_paragraphs(
         else:
             paras += _cohort(protocol, plan)
         paras.append(MethodsParagraph("Multiplicity", _multiplicity(plan)))
+    paras += _run_notes(analysis_methods or {})
     versions = software_versions()
     soft = ", ".join(f"{k} {v}" for k, v in versions.items())
     paras.append(MethodsParagraph("Software", f"Analyses and this report were produced with {soft}."))

@@ -170,7 +170,8 @@ def outcome_table(
         "n: participants analysed (missing: without the outcome; imputed in the ITT analysis where declared)."
     )
     columns = ("Population", "n", "Estimate (95% CI)", "p", "Adjusted p")
-    return Table(columns, tuple(rows), note=note, first_column="Outcome")
+    widths = ("35%", "11%", "14%", "24%", "7%", "9%")
+    return Table(columns, tuple(rows), note=note, first_column="Outcome", widths=widths)
 
 
 def _scale_of(results: pd.DataFrame) -> dict[str, str]:
@@ -228,36 +229,55 @@ def baseline_outcome_rows(
     return rows
 
 
+def _summary_cell(row: pd.Series | None, ratio: bool) -> str:
+    if row is None or pd.isna(row["n"]) or int(row["n"]) == 0:
+        return "–"
+    if ratio:
+        d = significant_digits(float(row["median"]))
+        stat = f"{fmt_num(row['median'], d)} ({fmt_num(row['q1'], d)}–{fmt_num(row['q3'], d)})"
+    else:
+        d = significant_digits(float(row["sd"]) if not pd.isna(row["sd"]) else float(row["mean"]))
+        stat = f"{fmt_num(row['mean'], d)} ({fmt_num(row['sd'], d)})"
+    return f"{int(row['n'])} · {stat}"
+
+
 def descriptives_table(
     descriptives: pd.DataFrame,
     *,
+    groups: Sequence[tuple[str, str]],
     visit_order: Sequence[str],
     visit_labels: Mapping[str, str],
     labels: Mapping[str, str],
-    group_label: Callable[[str], str],
+    log_scale: Mapping[str, bool],
 ) -> Table:
-    """Every descriptive row: outcome, visit, group, n, mean (SD), median (IQR), geometric mean."""
+    """The analysis' descriptives, one row per outcome and visit, one column per group.
+
+    Cells: ``n · median (Q1–Q3)`` for outcomes analysed on the log scale, else ``n · mean (SD)``.
+    """
     order = {v: i for i, v in enumerate(visit_order)}
-    frame = descriptives.assign(_v=descriptives["visit"].map(order).fillna(len(order)))
-    frame = frame.sort_values(["_v"], kind="stable")
-    rows = []
+    rows: list[TableRow] = []
     for outcome in dict.fromkeys(descriptives["outcome"]):
-        part = frame[frame["outcome"] == outcome]
-        rows.append(TableRow(labels.get(outcome, outcome), ("",) * 6, heading=True))
-        for _, r in part.iterrows():
-            d = significant_digits(float(r["median"])) if not pd.isna(r["median"]) else 1
-            cells = (
-                visit_labels.get(str(r["visit"]), str(r["visit"])),
-                group_label(str(r["arm"])),
-                str(int(r["n"])) if not pd.isna(r["n"]) else "–",
-                f"{fmt_num(r['mean'], d)} ({fmt_num(r['sd'], d)})",
-                f"{fmt_num(r['median'], d)} ({fmt_num(r['q1'], d)}–{fmt_num(r['q3'], d)})",
-                fmt_num(r["geo_mean"], d),
-            )
-            rows.append(TableRow("", cells, indent=1))
-    columns = ("Visit", "Group", "n", "Mean (SD)", "Median (IQR)", "Geometric mean")
+        part = descriptives[descriptives["outcome"] == outcome]
+        ratio = bool(log_scale.get(str(outcome), False))
+        stat = "median (IQR)" if ratio else "mean (SD)"
+        rows.append(
+            TableRow(f"{labels.get(outcome, outcome)}: n · {stat}", ("",) * len(groups), heading=True)
+        )
+        visits = sorted(dict.fromkeys(part["visit"]), key=lambda v: order.get(v, len(order)))
+        for visit in visits:
+            at = part[part["visit"] == visit].drop_duplicates("arm").set_index("arm")
+            cells = tuple(_summary_cell(at.loc[key] if key in at.index else None, ratio) for key, _ in groups)
+            rows.append(TableRow(visit_labels.get(str(visit), str(visit)), cells, indent=1))
     note = (
-        "As computed by the study analysis (StudyAnalysis.descriptives); geometric means only for "
-        "positive values."
+        "As computed by the study analysis (StudyAnalysis.descriptives, observed values); the full "
+        "table with geometric means is descriptives.csv beside this report."
     )
-    return Table(columns, tuple(rows), note=note, first_column="Outcome")
+    first = 28.0 if len(groups) > 2 else 40.0
+    widths = (f"{first:.0f}%",) + (f"{(100 - first) / max(1, len(groups)):.1f}%",) * len(groups)
+    return Table(
+        tuple(label for _, label in groups),
+        tuple(rows),
+        note=note,
+        first_column="Outcome / visit",
+        widths=widths,
+    )

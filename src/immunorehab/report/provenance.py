@@ -32,6 +32,7 @@ class Provenance:
     chains: tuple[ChainStatus, ...]
     analysis: Table
     trace: Table
+    handling: Table
     fcs: Table
     strategies: Table
     plates: Table
@@ -53,7 +54,8 @@ def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def _kv(rows: list[tuple[str, str]], first: str = "Item") -> Table:
-    return Table(("Value",), tuple(TableRow(k, (v,)) for k, v in rows), first_column=first, numeric=False)
+    body = tuple(TableRow(k, (v,)) for k, v in rows)
+    return Table(("Value",), body, first_column=first, numeric=False, widths=("24%", "76%"))
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -71,54 +73,44 @@ def _counts(frame: pd.DataFrame, keys: list[str]) -> list[dict[str, Any]]:
 
 
 def _fcs_table(frame: pd.DataFrame) -> Table:
-    rows = tuple(
-        TableRow(
-            str(r["file_name"]),
-            (
-                str(r["participant_id"]),
-                str(r["visit_id"]),
-                str(r["tube"]),
-                str(r["file_sha256"]),
-                f"{int(r['n_events']):,}",
-                f"{int(r['populations'])} populations",
-                str(r["strategy_sha256"])[:12],
-                str(r["qc_flags"]) or "none",
-            ),
+    rows: list[TableRow] = []
+    for r in _records(frame):
+        cells = (
+            str(r["participant_id"]),
+            str(r["visit_id"]),
+            str(r["tube"]),
+            f"{int(r['n_events']):,}",
+            f"{int(r['populations'])} populations",
+            str(r["strategy_sha256"])[:12],
+            str(r["qc_flags"]) or "none",
         )
-        for r in _records(frame)
-    )
-    columns = (
-        "Participant",
-        "Visit",
-        "Tube",
-        "SHA-256 of the file",
-        "Events",
-        "Derived",
-        "Strategy",
-        "QC flags",
-    )
+        rows.append(TableRow(str(r["file_name"]), cells))
+        rows.append(TableRow("SHA-256", (str(r["file_sha256"]),), indent=1, span=True))
+    columns = ("Participant", "Visit", "Tube", "Events", "Derived", "Strategy", "QC flags")
     note = (
         "Each file was gated once per gating strategy; 'Derived' counts the population results stored "
         "from it (counts, % of parent, cells/uL, medians). Strategy: first 12 characters of its hash."
     )
-    return Table(columns, rows, note=note, first_column="FCS file", numeric=False)
+    widths = ("21%", "11%", "10%", "5%", "9%", "13%", "13%", "18%")
+    return Table(columns, tuple(rows), note=note, first_column="FCS file", numeric=False, widths=widths)
 
 
 def _strategies(frame: pd.DataFrame) -> Table:
-    columns = ("Strategy SHA-256", "Panel SHA-256", "Files")
-    rows = tuple(
-        TableRow(
-            str(r["template"]),
-            (
-                str(r["strategy_sha256"]),
-                "–" if _missing(r["panel_sha256"]) else str(r["panel_sha256"]),
-                str(r["n"]),
-            ),
-        )
-        for r in _counts(frame, ["template", "strategy_sha256", "panel_sha256"])
-    )
+    rows: list[TableRow] = []
+    for r in _counts(frame, ["template", "strategy_sha256", "panel_sha256"]):
+        rows.append(TableRow(str(r["template"]), (str(r["n"]),)))
+        rows.append(TableRow("Strategy SHA-256", (str(r["strategy_sha256"]),), indent=1, span=True))
+        panel = "–" if _missing(r["panel_sha256"]) else str(r["panel_sha256"])
+        rows.append(TableRow("Panel SHA-256", (panel,), indent=1, span=True))
     note = "Template gating strategies (Gating-ML) and panels; each file's placed strategy is stored with it."
-    return Table(columns, rows, note=note, first_column="Template", numeric=False)
+    return Table(
+        ("Files gated",),
+        tuple(rows),
+        note=note,
+        first_column="Template",
+        numeric=False,
+        widths=("60%", "40%"),
+    )
 
 
 def _plates(frame: pd.DataFrame) -> Table:
@@ -126,14 +118,19 @@ def _plates(frame: pd.DataFrame) -> Table:
     for r in _records(frame):
         curves = f"{r['curves_ok']}/{r['curves']} curves fitted"
         derived = f"{curves}; {r['sample_results']} results, {r['samples']} samples"
-        rows.append(
-            TableRow(str(r["plate_id"]), (str(r["readings_file"]), str(r["readings_sha256"]), derived))
-        )
-        rows.append(
-            TableRow("", (str(r["plate_map_file"]), str(r["plate_map_sha256"]), "plate map"), indent=1)
-        )
+        rows.append(TableRow(str(r["plate_id"]), (str(r["readings_file"]), derived)))
+        rows.append(TableRow("SHA-256", (str(r["readings_sha256"]),), indent=1, span=True))
+        rows.append(TableRow("", (str(r["plate_map_file"]), "plate map"), indent=1))
+        rows.append(TableRow("SHA-256", (str(r["plate_map_sha256"]),), indent=1, span=True))
     note = "Readings and plate-map files of each plate with their SHA-256 and what was derived from them."
-    return Table(("File", "SHA-256", "Derived"), tuple(rows), note=note, first_column="Plate", numeric=False)
+    return Table(
+        ("File", "Derived"),
+        tuple(rows),
+        note=note,
+        first_column="Plate",
+        numeric=False,
+        widths=("22%", "38%", "40%"),
+    )
 
 
 def _assays(frame: pd.DataFrame) -> Table:
@@ -141,7 +138,13 @@ def _assays(frame: pd.DataFrame) -> Table:
         TableRow(str(r["assay_id"]), (str(r["assay_sha256"]), str(r["n"])))
         for r in _counts(frame, ["assay_id", "assay_sha256"])
     )
-    return Table(("Assay file SHA-256", "Plates"), rows, first_column="Assay", numeric=False)
+    return Table(
+        ("Assay file SHA-256", "Plates"),
+        rows,
+        first_column="Assay",
+        numeric=False,
+        widths=("25%", "63%", "12%"),
+    )
 
 
 def _programmes(frame: pd.DataFrame | None) -> Table | None:
@@ -154,7 +157,8 @@ def _programmes(frame: pd.DataFrame | None) -> Table | None:
         )
         for r in _records(frame)
     )
-    return Table(("Version", "SHA-256", "Participants"), rows, first_column="Programme", numeric=False)
+    columns = ("Version", "SHA-256", "Participants")
+    return Table(columns, rows, first_column="Programme", numeric=False, widths=("26%", "9%", "53%", "12%"))
 
 
 def _trace(facts: StudyFacts) -> Table:
@@ -175,12 +179,34 @@ def _trace(facts: StudyFacts) -> Table:
         else:
             what, inputs = f"rehabilitation {src.quantity}", "rehabilitation session log"
         rows.append(TableRow(o.label, (o.id, what, ", ".join(dict.fromkeys(visits)) or "–", inputs)))
-    return Table(
-        ("Outcome id", "Source", "Visits", "Raw inputs"), tuple(rows), first_column="Outcome", numeric=False
-    )
+    columns = ("Outcome id", "Source", "Visits", "Raw inputs")
+    widths = ("27%", "14%", "23%", "16%", "20%")
+    return Table(columns, tuple(rows), first_column="Outcome", numeric=False, widths=widths)
 
 
-def build_provenance(facts: StudyFacts, analysis_provenance: Mapping[str, Any]) -> Provenance:
+def _handling(methods: Mapping[str, Any]) -> Table:
+    """How each outcome's values were chosen from the store (the analysis' data-handling notes)."""
+    rows = []
+    handling = methods.get("data_handling") or {}
+    if isinstance(handling, Mapping):
+        for outcome, notes in handling.items():
+            text = (
+                "; ".join(f"{k}: {v}" for k, v in flatten(notes))
+                if isinstance(notes, Mapping)
+                else str(notes)
+            )
+            rows.append(TableRow(str(outcome), (text,)))
+    for item in methods.get("skipped") or []:
+        if isinstance(item, Mapping):
+            rows.append(TableRow(str(item.get("outcome")), (f"not analysed: {item.get('reason')}",)))
+    return Table(("Values used",), tuple(rows), first_column="Outcome", numeric=False, widths=("22%", "78%"))
+
+
+def build_provenance(
+    facts: StudyFacts,
+    analysis_provenance: Mapping[str, Any],
+    analysis_methods: Mapping[str, Any] | None = None,
+) -> Provenance:
     """The appendix for ``facts`` and the analysis' provenance mapping."""
     versions = software_versions()
     summary = [
@@ -214,6 +240,7 @@ def build_provenance(facts: StudyFacts, analysis_provenance: Mapping[str, Any]) 
         chains=facts.chains,
         analysis=_kv(analysis_rows, "Analysis"),
         trace=_trace(facts),
+        handling=_handling(analysis_methods or {}),
         fcs=_fcs_table(facts.fcs_files),
         strategies=_strategies(facts.fcs_files),
         plates=_plates(facts.plates),

@@ -29,7 +29,7 @@ from immunorehab.study.store import Store
 __all__ = ["REPORT_FILES", "ProgressCallback", "ReportResult", "build_report", "render_report"]
 
 ProgressCallback = Callable[[str, int, int], None]
-REPORT_FILES = ("report.html", "report.pdf", "provenance.json")
+REPORT_FILES = ("report.html", "report.pdf", "provenance.json", "results.csv", "descriptives.csv")
 _STEPS = 5
 
 
@@ -66,7 +66,7 @@ def _preflight(store: Store, by: str, asked_blinded: bool) -> tuple[bool, str]:
                 f"study '{study.slug}' has no analysis section in its protocol: the report renders the "
                 "prespecified analysis (protocol key 'analysis:' with outcomes, families and populations)"
             )
-    return report_is_blinded(role, asked_blinded=asked_blinded), role
+    return protocol.randomised and report_is_blinded(role, asked_blinded=asked_blinded), role
 
 
 def _check_something(facts: StudyFacts) -> None:
@@ -77,10 +77,12 @@ def _check_something(facts: StudyFacts) -> None:
         )
 
 
-def _run_analysis(store: Store, by: str, blinded: bool) -> AnalysisLike:
+def _run_analysis(store: Store, by: str, blinded: bool, today: dt.date | None) -> AnalysisLike:
     from immunorehab.analysis.study import run_study_analysis
 
-    result: AnalysisLike = run_study_analysis(store, by=by, blinded=blinded)
+    result: AnalysisLike = run_study_analysis(
+        store, by=by, blinded=blinded, skip_unavailable=True, today=today
+    )
     return result
 
 
@@ -111,7 +113,7 @@ def render_report(
     _check_something(facts)
     step("Running the study analysis", 1)
     if analysis is None:
-        analysis = _run_analysis(store, by, is_blinded)
+        analysis = _run_analysis(store, by, is_blinded, today)
     step("Drawing figures and tables", 2)
     content = build_content(facts, analysis)
     html = render_html(content)
@@ -162,6 +164,9 @@ def build_report(
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         (tmp / "report.html").write_text(html, encoding="utf-8")
+        analysis_frames = content.frames
+        for name, frame in analysis_frames.items():
+            frame.to_csv(tmp / f"{name}.csv", index=False)
         (tmp / "provenance.json").write_text(
             json.dumps(content.provenance.data, indent=2, sort_keys=True, default=str), encoding="utf-8"
         )

@@ -58,6 +58,8 @@ class TableRow:
     cells: tuple[str, ...]
     indent: int = 0
     heading: bool = False
+    #: The single cell spans every column after the label (e.g. a file's full hash).
+    span: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,11 @@ class Table:
 
     def frame(self) -> pd.DataFrame:
         """The table as a DataFrame (first column the row label), e.g. for CSV output or tests."""
-        data = [(("  " * r.indent) + r.label, *r.cells) for r in self.rows]
+        width = len(self.columns)
+        data = [
+            (("  " * r.indent) + r.label, *(r.cells + ("",) * (width - 1) if r.span else r.cells))
+            for r in self.rows
+        ]
         return pd.DataFrame(data, columns=[self.first_column, *self.columns])
 
 

@@ -44,6 +44,9 @@ class FakeAnalysis:
     methods: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     blinded: bool = False
+    by_visit: pd.DataFrame = field(default_factory=pd.DataFrame)
+    cohort: dict[str, pd.DataFrame] = field(default_factory=dict)
+    datasets: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 OUTCOMES = [
