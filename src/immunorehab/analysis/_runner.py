@@ -6,7 +6,9 @@ records out. One :class:`PlanRunner` runs one analysis.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -107,24 +109,47 @@ class PlanRunner(Records):
             *self.plan.prevalence,
         ]
         for done, item in enumerate(items, start=1):
-            try:
-                if isinstance(item, Outcome):
-                    self._outcome(item)
-                elif isinstance(item, Normalisation):
-                    self._normalisation(item)
-                else:
-                    self._prevalence(item)
-            except (AnalysisDataError, ModelFitError) as exc:
-                self._unavailable(item.id, f"{item.id!r}: {exc}", error=AnalysisError)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                self._item(item)
+            self.record_warnings([f"{item.id}: {w.category.__name__}: {w.message}" for w in caught])
             if on_progress is not None:
                 on_progress("study analysis", done, len(items))
 
+    def _item(self, item: Outcome | Normalisation | Prevalence) -> None:
+        try:
+            if isinstance(item, Outcome):
+                self._outcome(item)
+            elif isinstance(item, Normalisation):
+                self._normalisation(item)
+            else:
+                self._prevalence(item)
+        except (AnalysisDataError, ModelFitError) as exc:
+            self._unavailable(item.id, f"{item.id!r}: {exc}", error=AnalysisError)
+
+    def _guarded(self, o: Outcome, population: str, fit: Callable[[], OutcomeFit]) -> OutcomeFit | None:
+        """One population's fit; too little data skips it (or raises naming outcome and population)."""
+        try:
+            return fit()
+        except (AnalysisDataError, ModelFitError) as exc:
+            message = f"{o.id!r} ({population}): {exc}"
+            self._unavailable(o.id, message, error=AnalysisError, population=population)
+            return None
+
     def _unavailable(
-        self, ident: str, message: str, *, error: type[AnalysisError] = OutcomeDataError
+        self,
+        ident: str,
+        message: str,
+        *,
+        error: type[AnalysisError] = OutcomeDataError,
+        population: str | None = None,
     ) -> None:
         if not self.skip_unavailable:
             raise error(f"outcome {message}; use --skip-unavailable to analyse the other outcomes")
-        self.skipped.append({"outcome": ident, "reason": message})
+        entry = {"outcome": ident, "reason": message}
+        if population is not None:
+            entry["population"] = population
+        self.skipped.append(entry)
 
     # -- outcomes ------------------------------------------------------------------------
     def _outcome(self, o: Outcome) -> None:
@@ -218,16 +243,23 @@ class PlanRunner(Records):
         base = o.baseline_visit or self.baseline
         frame = ancova_frame(values, self.people, baseline=base, visit=o.visits[0], keep=self._keep(o))
         self.datasets[o.id] = frame
+        settings = self._settings(o, self.covariates_of(o))
         for pop in self._pops(o):
-            fit = fit_ancova(
-                frame,
-                population=pop,
-                log=o.transform == "log",
-                impute=o.impute,
-                settings=self._settings(o, self.covariates_of(o)),
+            fit = self._guarded(
+                o,
+                pop,
+                partial(
+                    fit_ancova,
+                    frame,
+                    population=pop,
+                    log=o.transform == "log",
+                    impute=o.impute,
+                    settings=settings,
+                ),
             )
-            self._add(o, pop, fit)
-            self._count_analysed(o, pop, frame, fit, [BASELINE, FOLLOW_UP, *self.covariates_of(o)])
+            if fit is not None:
+                self._add(o, pop, fit)
+                self._count_analysed(o, pop, frame, fit, [BASELINE, FOLLOW_UP, *self.covariates_of(o)])
 
     def _ordered(self, visits: Sequence[str]) -> list[str]:
         return sorted(visits, key=self.visit_order.index)
@@ -238,15 +270,18 @@ class PlanRunner(Records):
         frame = long_frame(values, self.people, baseline=base, visits=visits, keep=self._keep(o))
         self.datasets[o.id] = frame
         primary = o.primary_visit or visits[-1]
+        settings = self._settings(o, self.covariates_of(o))
         for pop in self._pops(o):
             sub = frame if pop == "itt" else frame[frame["completer"]]
-            fit = fit_mmrm(
-                sub,
-                visits=visits,
-                primary=primary,
-                log=o.transform == "log",
-                settings=self._settings(o, self.covariates_of(o)),
+            fit = self._guarded(
+                o,
+                pop,
+                partial(
+                    fit_mmrm, sub, visits=visits, primary=primary, log=o.transform == "log", settings=settings
+                ),
             )
+            if fit is None:
+                continue
             self._add(o, pop, fit)
             at = sub[sub["visit"] == primary]
             self._count_analysed(o, pop, at, fit, [BASELINE, "value", *self.covariates_of(o)])
@@ -259,16 +294,24 @@ class PlanRunner(Records):
         group, levels = self._model_groups()
         if group is not None:
             frame = frame[frame[group].notna()]
+        settings = self._settings(o, self.covariates_of(o))
         for pop in self._pops(o):
             sub = frame if pop != "per_protocol" else frame[frame["completer"]]
-            fit = fit_mixed(
-                sub,
-                group=group,
-                levels=levels,
-                log=o.transform == "log",
-                report_levels=self.design == "cohort",
-                settings=self._settings(o, self.covariates_of(o)),
+            fit = self._guarded(
+                o,
+                pop,
+                partial(
+                    fit_mixed,
+                    sub,
+                    group=group,
+                    levels=levels,
+                    log=o.transform == "log",
+                    report_levels=self.design == "cohort",
+                    settings=settings,
+                ),
             )
+            if fit is None:
+                continue
             if self.design == "trial":
                 fit.rows = [r for r in fit.rows if r["contrast"].split(" vs ")[0] in self.contrast_arms]
             self._add(o, pop, fit)

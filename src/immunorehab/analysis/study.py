@@ -37,7 +37,6 @@ Output contract
 from __future__ import annotations
 
 import datetime as dt
-import warnings
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -252,10 +251,7 @@ def run_study_analysis(
         cohort_levels=levels,
         seed_of=mice_seed,
     )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        runner.run(on_progress)
-    runner.record_warnings([str(w.message) for w in caught])
+    runner.run(on_progress)
     return StudyAnalysis(
         results=runner.results_frame(),
         descriptives=runner.descriptives_frame(),
