@@ -187,3 +187,23 @@ def test_cohort_flow_per_visit() -> None:
     assert (m12.pending, m12.analysed) == (1, None)
     svg = embed(draw_cohort_flow(flow), key="c", title="", caption="").svg
     assert "Included in the cohort (n=9)" in svg and "With data analysed (n=1)" in svg
+
+
+def test_consort_figure_is_grey_with_8pt_text() -> None:
+    import re
+
+    flow = consort_flow(
+        _people(),
+        _visits(),
+        arms=ARMS,
+        criteria=CRITERIA,
+        primary_visit="week8",
+        primary_visit_label="Week 8",
+        adherence=_adherence(),
+        analysed={},
+    )
+    svg = embed(draw_consort(flow), key="c", title="", caption="").svg
+    for colour in set(re.findall(r"#[0-9a-fA-F]{6}\b", svg)):
+        assert colour[1:3] == colour[3:5] == colour[5:7], colour
+    sizes = [float(x) for x in re.findall(r"font[^;\"]*?([0-9.]+)px", svg)]
+    assert sizes and min(sizes) >= 8.0
