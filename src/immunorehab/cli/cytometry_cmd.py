@@ -161,8 +161,8 @@ def gate_command(
     write_frame(stack_frames([a.moves_frame() for a in analyses]), out / "gate_moves.csv", overwrite=True)
     write_frame(stack_frames([a.flags_frame() for a in analyses]), out / "qc_flags.csv", overwrite=True)
     console.print(_summary_table(analyses))
-    files = f"{len(analyses)} file{'s' if len(analyses) != 1 else ''}"
-    console.print(f"Wrote {out / 'counts.csv'} ({files}, strategy {options.sha256(strategy)[:12]})")
+    n_files = f"{len(analyses)} file{'s' if len(analyses) != 1 else ''}"
+    console.print(f"Wrote {out / 'counts.csv'} ({n_files}, strategy {options.sha256(strategy)[:12]})")
     if failed:
         raise typer.Exit(1)
 
