@@ -378,7 +378,7 @@ def test_cli_report_and_its_errors(built: Built, tmp_path: Path, capsys: pytest.
     ]
     assert run([*args, "--no-pdf"]) == 0
     printed = capsys.readouterr().out
-    assert "blinded (arms pooled) report for assessor1 (role assessor)" in printed
+    assert "Blinded report: all arms pooled. Written for assessor1 (role assessor)" in printed
     assert (out / "report.html").exists() and not (out / "report.pdf").exists()
     assert run(args) == 1
     err = capsys.readouterr().err

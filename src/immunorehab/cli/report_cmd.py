@@ -55,9 +55,8 @@ def report_command(
             pdf=not no_pdf,
             on_progress=on_progress,
         )
-    kind = "blinded (arms pooled)" if result.blinded else "unblinded (by arm)"
     pages = f", {result.pages} PDF pages" if result.pages is not None else ""
-    console.print(f"Wrote the {kind} report for {by} (role {result.role}) in {result.seconds:.1f} s{pages}:")
+    console.print(f"{result.mode}. Written for {by} (role {result.role}) in {result.seconds:.1f} s{pages}:")
     for path in result.files:
         console.print(f"  {path}", soft_wrap=True)
 

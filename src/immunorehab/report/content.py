@@ -86,7 +86,10 @@ class ReportContent:
 
     @property
     def mode(self) -> str:
-        return "blinded (arms pooled)" if self.facts.blinded else "unblinded (by arm)"
+        """What the badge says: a cohort has no allocation; a trial report is blinded or not."""
+        if self.facts.design == "cohort":
+            return "Cohort report: no allocation to blind"
+        return "Blinded report: all arms pooled" if self.facts.blinded else "Unblinded report: results by arm"
 
 
 def _check_frame(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -304,6 +307,12 @@ def _group_label(facts: StudyFacts) -> Callable[[str], str]:
 
 
 def _adherence(facts: StudyFacts) -> tuple[Table | None, Table | None, str]:
+    if facts.design == "cohort":
+        return (
+            None,
+            None,
+            "A cohort study delivers no intervention: no adherence or session-based safety data.",
+        )
     if facts.adherence is None:
         return (
             None,

@@ -33,9 +33,15 @@ def render_html(content: ReportContent) -> str:
         facts=facts,
         css=_template_text("report.css"),
         header_left=_css_string(f"{facts.slug} · study report · data as of {facts.today.isoformat()}"),
-        header_right="BLINDED: ARMS POOLED" if facts.blinded else "UNBLINDED: BY ARM",
+        header_right=_mode_header(content),
         column_widths=column_widths,
     )
+
+
+def _mode_header(content: ReportContent) -> str:
+    if content.facts.design == "cohort":
+        return "COHORT: NO ALLOCATION"
+    return "BLINDED: ARMS POOLED" if content.facts.blinded else "UNBLINDED: BY ARM"
 
 
 def column_widths(table: Table) -> list[str]:

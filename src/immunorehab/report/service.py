@@ -40,6 +40,7 @@ class ReportResult:
     out: Path
     files: tuple[Path, ...]
     blinded: bool
+    mode: str
     role: str
     pages: int | None
     seconds: float
@@ -182,6 +183,7 @@ def build_report(
         out=target,
         files=tuple(target / n for n in names),
         blinded=content.facts.blinded,
+        mode=content.mode,
         role=content.facts.role,
         pages=pages,
         seconds=time.perf_counter() - start,
