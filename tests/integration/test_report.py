@@ -425,3 +425,24 @@ def test_today_changes_follow_up_status(built: Built, tmp_path: Path) -> None:
     )
     svg = _figure_lines((result.out / "report.html").read_text(encoding="utf-8"), "consort")
     assert "Lost to follow-up (n=0)" in svg
+
+
+def test_demo_step_writes_both_reports(built: Built, tmp_path: Path) -> None:
+    from immunorehab.report.demo import demo_report
+    from immunorehab.study.demo import DemoContext
+
+    ctx = DemoContext(
+        store=built.store,
+        out=tmp_path,
+        seed=1,
+        today=TODAY,
+        protocol=load_protocol(TWO_ARM),
+        randomised=(),
+        users={},
+    )
+    lines = demo_report(ctx)
+    assert lines[0].startswith("Unblinded report: results by arm for stats1 (statistician)")
+    assert lines[1].startswith("Blinded report: all arms pooled for assessor1 (assessor)")
+    for folder in ("report", "report-blinded"):
+        assert (tmp_path / folder / "report.pdf").read_bytes().startswith(b"%PDF-")
+    assert demo_report(ctx)[0].startswith("Unblinded")  # a second demo run replaces its own reports

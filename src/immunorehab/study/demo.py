@@ -72,6 +72,7 @@ DEMO_STEPS: list[str] = [
     "immunorehab.cytokines.demo:demo_cytokines",
     "immunorehab.rehab.demo:demo_rehab",
     "immunorehab.cytometry.demo:demo_cytometry",
+    "immunorehab.report.demo:demo_report",
 ]
 
 DEMO_USERS = {
