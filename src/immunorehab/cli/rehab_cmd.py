@@ -182,7 +182,7 @@ def prescribe_command(
     db: DbOpt = None,
     user: UserOpt = None,
 ) -> None:
-    """Prescribe the programme from the baseline assessment (ISWT, 1RM, resting HR, DSQ items); physio only."""
+    """Prescribe the programme from the baseline assessment (ISWT, 1RM, HR, DSQ items); physio only."""
     from immunorehab.rehab.service import prescribe
 
     view = prescribe(
