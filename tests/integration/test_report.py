@@ -446,3 +446,14 @@ def test_demo_step_writes_both_reports(built: Built, tmp_path: Path) -> None:
     for folder in ("report", "report-blinded"):
         assert (tmp_path / folder / "report.pdf").read_bytes().startswith(b"%PDF-")
     assert demo_report(ctx)[0].startswith("Unblinded")  # a second demo run replaces its own reports
+
+
+def test_sections_start_on_new_pages_and_table_headers_repeat(built: Built) -> None:
+    reader = PdfReader(built.report("stats1").out / "report.pdf")
+    pages = [_normal(p.extract_text() or "") for p in reader.pages]
+    starts = [max(i for i, page in enumerate(pages) if h.lower() in page) for h in HEADINGS]
+    assert len(set(starts)) == len(starts) and starts == sorted(starts), starts  # one section per page start
+    assert starts[0] >= 1  # the cover (with the contents) is a page of its own
+    appendix = range(starts[HEADINGS.index("Appendix A. Descriptive statistics")], starts[-1])
+    assert len(appendix) >= 2  # the table runs over pages...
+    assert all("outcome / visit" in pages[i] for i in appendix)  # ...and its header repeats on each

@@ -23,7 +23,7 @@ from immunorehab import __version__
 from immunorehab.errors import PrescriptionError, ReportError
 from immunorehab.study.allocation import verify_allocations
 from immunorehab.study.audit import verify_audit_chain
-from immunorehab.study.export import participants_frame, visits_frame
+from immunorehab.study.export import participants_frame
 from immunorehab.study.protocol import Protocol
 from immunorehab.study.service import actor_of, get_protocol, get_study
 from immunorehab.study.store import Store
@@ -199,13 +199,6 @@ def _visits(store: Store, *, by: str, today: dt.date) -> pd.DataFrame:
         for s in visit_statuses(store, by=by, today=today)
     ]
     return pd.DataFrame(rows, columns=["participant_id", "visit_id", "status", "visit_date"])
-
-
-def baseline_values(store: Store, *, by: str, visit_id: str) -> pd.DataFrame:
-    """Numeric values recorded at ``visit_id``: ``participant_id, measure_id, value_num`` (no arm)."""
-    frame = visits_frame(store, by=by)
-    frame = frame[(frame["visit_id"] == visit_id) & frame["value_num"].notna()]
-    return frame[["participant_id", "measure_id", "value_num"]].reset_index(drop=True)
 
 
 def _audit_status(session: Session) -> ChainStatus:

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import re
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import matplotlib
 
@@ -23,9 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["EmbeddedFigure", "PRINT_STYLE", "embed", "embed_file", "print_style"]
-
-_DATE = re.compile(r"<dc:date>.*?</dc:date>", re.S)
+__all__ = ["EmbeddedFigure", "PRINT_STYLE", "embed", "print_style"]
 
 #: rcParams for figures read on paper: 9-10 pt text at A4 width, black text and axes, SVG text.
 PRINT_STYLE: dict[str, object] = {
@@ -74,19 +68,3 @@ def embed(fig: Figure, *, key: str, title: str, caption: str) -> EmbeddedFigure:
     finally:
         plt.close(fig)
     return EmbeddedFigure(key, title, caption, buffer.getvalue())
-
-
-def embed_file(
-    draw: Callable[[Path], object], *, key: str, title: str, caption: str, folder: Path | None = None
-) -> EmbeddedFigure:
-    """Embed a figure a capability writes to a file (e.g. :func:`immunorehab.analysis.forest_plot`).
-
-    ``draw(path)`` is called with a fresh ``.svg`` path in a temporary folder, inside the
-    print style, and the file is read back.
-    """
-    with tempfile.TemporaryDirectory(dir=folder) as tmp, print_style():
-        path = Path(tmp) / f"{key}.svg"
-        draw(path)
-        svg = _DATE.sub("", path.read_text(encoding="utf-8"))
-        os.unlink(path)
-    return EmbeddedFigure(key, title, caption, svg)

@@ -25,7 +25,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator  # noqa: E402
 
-from immunorehab.report.embed import EmbeddedFigure, embed, print_style  # noqa: E402
+from immunorehab.report.embed import print_style  # noqa: E402
 
 __all__ = [
     "GroupStyle",
@@ -307,8 +307,3 @@ def prevalence_figure(
     ax.grid(axis="y", color="0.9")
     fig.tight_layout()
     return fig
-
-
-def embed_figure(fig: Figure, *, key: str, title: str, caption: str) -> EmbeddedFigure:
-    """Alias of :func:`immunorehab.report.embed.embed` for callers of this module."""
-    return embed(fig, key=key, title=title, caption=caption)
