@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal
 
@@ -79,6 +79,8 @@ class StandardCurve:
     se_method: SEMethod = "jacobian"
     conc_range: tuple[float, float] = (math.nan, math.nan)
     cov: tuple[tuple[float, ...], ...] = field(default=(), repr=False)
+    #: What the user should know about an ``ok`` fit (e.g. a 5PL that fell back to the 4PL).
+    note: str = ""
 
     @property
     def ok(self) -> bool:
@@ -181,11 +183,17 @@ def _precheck(x: Array, y: Array, k: int) -> str:
     return ""
 
 
-def _postcheck(fit: FitResult, y: Array, w: Array | None, k: int) -> str:
+def _postcheck(fit: FitResult, x: Array, y: Array, w: Array | None, k: int, free: Array) -> str:
     if not fit.converged:
         return f"did not converge: {fit.message}"
-    if not np.all(np.isfinite(fit.se)):
+    if not np.all(np.isfinite(fit.se)) or not np.all(fit.se[free] > 0):
         return "parameters not identifiable (singular covariance): add standards covering both plateaus"
+    if fit.params.size == 5 and _degenerate(fit, x):
+        return (
+            "5PL not identifiable: inflection and asymmetry run off together "
+            f"(c = {fit.params[2]:.3g}, g = {fit.params[4]:.3g}); the standards do not show the asymmetry: "
+            "fit a 4PL"
+        )
     ww = np.ones_like(y) if w is None else w
     ybar = float(np.sum(ww * y) / np.sum(ww))
     tss = float(np.sum(ww * (y - ybar) ** 2))
@@ -212,7 +220,7 @@ def _best_fit(
         if four.converged and np.all(np.isfinite(four.params)):
             start = np.append(four.params, 1.0)
             candidates.append(cm.fit(x, y, weights=w, fixed=fixed, start=start, se_method=se_method))
-    good = [f for f in candidates if f.converged and np.all(np.isfinite(f.se))]
+    good = [f for f in candidates if not _suspect(f, x)]
     return min(good or candidates, key=lambda f: f.rss)
 
 
@@ -220,6 +228,13 @@ def _suspect(fit: FitResult, x: Array) -> bool:
     """Not converged, no finite SEs, or c/g drifting towards the degenerate 5PL limit."""
     if not fit.converged or not np.all(np.isfinite(fit.se)):
         return True
+    return _degenerate(fit, x)
+
+
+def _degenerate(fit: FitResult, x: Array) -> bool:
+    """5PL with c far outside the standards or g extreme: the c, g -> infinity limit."""
+    if fit.params.size < 5:
+        return False
     c, g = fit.params[2], fit.params[4]
     pos = x[x > 0]
     return not (pos.min() / 1e3 < c < pos.max() * 1e3 and 0.02 < g < 50)
@@ -233,6 +248,7 @@ def fit_standard_curve(
     weights: WeightScheme | Sequence[float] | Array = None,
     se_method: SEMethod = "jacobian",
     fixed: dict[str, float] | None = None,
+    fallback_4pl: bool = True,
 ) -> StandardCurve:
     """Fit a 4PL or 5PL log-logistic standard curve.
 
@@ -249,6 +265,9 @@ def fit_standard_curve(
         Standard errors as R's ``nls`` (Gauss-Newton) or as R's ``drc`` (full Hessian).
     fixed : dict, optional
         Parameters held at a value, e.g. ``{"a": 0.0}`` (as drc's ``fixed=``).
+    fallback_4pl : bool
+        When a 5PL is not identifiable (the standards do not show an asymmetry: c and g run off
+        together, or the covariance is singular), fit the 4PL instead and say so in ``note``.
 
     Returns
     -------
@@ -283,7 +302,18 @@ def fit_standard_curve(
     if reason:
         return _failed(cm.name, reason, int(y.size), scheme, se_method)
     fit = _best_fit(cm, x, y, w, fixed, se_method)
-    reason = _postcheck(fit, y, w, k)
+    free = np.array([n not in (fixed or {}) for n in cm.param_names])
+    reason = _postcheck(fit, x, y, w, k, free)
+    if (
+        reason
+        and cm.name == "5PL"
+        and fallback_4pl
+        and "not identifiable" in reason
+        and "g" not in (fixed or {})
+    ):
+        four = fit_standard_curve(x, y, model="4PL", weights=weights, se_method=se_method, fixed=fixed)
+        if four.ok:
+            return replace(four, note=f"{reason.split(':')[0]}; fitted the 4PL instead")
     if reason:
         return _failed(cm.name, reason, int(y.size), scheme, se_method)
     resid = cm.mean(x, fit.params) - y

@@ -75,7 +75,7 @@ class PlateResult:
         for name, curve in self.curves.items():
             lim = self.limits[name]
             row: dict[str, Any] = {"analyte": name, "model": curve.model, "status": curve.status.value}
-            row.update(reason=curve.reason, rse=curve.rse, r_squared=curve.r_squared)
+            row.update(reason=curve.reason or curve.note, rse=curve.rse, r_squared=curve.r_squared)
             row.update({f"param_{k}": v for k, v in curve.params.items()})
             row.update({f"se_{k}": v for k, v in curve.se.items()})
             row.update(lloq=lim.lloq, uloq=lim.uloq, lod=lim.lod, unit=lim.unit)
@@ -199,6 +199,8 @@ def _analyte_curve(
         weights=assay.weights_for(name),
         se_method=assay.defaults.se_method,
     )
+    if curve.note:
+        msgs.append(f"{name}: {curve.note}")
     if not curve.ok:
         msgs.append(f"{name}: standard curve failed: {curve.reason}")
     elif curve.r_squared < assay.rules.r_squared_min:

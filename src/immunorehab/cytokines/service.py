@@ -152,7 +152,7 @@ def _add_curves(plate: CytokinePlate, result: PlateResult) -> None:
                 unit=lim.unit,
                 model=curve.model,
                 status=curve.status.value,
-                reason=curve.reason,
+                reason=curve.reason or curve.note,
                 params_json=json.dumps({k: _num(v) for k, v in curve.params.items()}),
                 se_json=json.dumps({k: _num(v) for k, v in curve.se.items()}),
                 rse=_num(curve.rse),

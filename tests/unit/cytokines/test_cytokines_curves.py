@@ -146,3 +146,16 @@ def test_docstring_examples_run() -> None:
     import immunorehab.cytokines.curves as curves
 
     assert doctest.testmod(curves).failed == 0
+
+
+def test_unidentifiable_5pl_falls_back_to_4pl_and_says_so() -> None:
+    # a shallow (b = 0.6), strongly asymmetric (g = 0.5) curve: the 5PL runs off to c, g -> infinity
+    rng = np.random.default_rng(322)
+    y = FivePL().mean(CONC, np.array([10.79, 0.6, 1186.75, 23860.8, 0.5])) * np.exp(
+        rng.normal(0, 0.03, CONC.size)
+    )
+    curve = fit_standard_curve(CONC, y, model="5PL")
+    assert curve.ok and curve.model == "4PL"
+    assert "not identifiable" in curve.note and "fitted the 4PL instead" in curve.note
+    strict = fit_standard_curve(CONC, y, model="5PL", fallback_4pl=False)
+    assert strict.status is CurveStatus.FAILED and "not identifiable" in strict.reason
