@@ -6,6 +6,7 @@ on the frame the analysis says it analysed, and that frame is checked against th
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,10 +27,10 @@ from study_analysis_helpers import (
     write_protocol,
 )
 
-from immunorehab.analysis import adjust_pvalues, ancova, ancova_mi, completers_ancova
+from immunorehab.analysis import adjust_pvalues, ancova, ancova_mi, completers_ancova, mixed_model, mmrm
 from immunorehab.analysis.study import RESULT_COLUMNS, StudyAnalysis, mice_seed, run_study_analysis
 from immunorehab.cytometry.service import results_frame
-from immunorehab.errors import AnalysisPlanError, PermissionDenied
+from immunorehab.errors import AnalysisPlanError, PermissionDenied, SingularFitWarning
 from immunorehab.rehab.reports import adherence_report
 from immunorehab.study.service import add_user, create_study
 from immunorehab.study.store import Store
@@ -41,6 +42,10 @@ def _small_mice(data: dict[str, Any]) -> None:
     data["analysis"]["imputation"]["iterations"] = 5
     facit = next(o for o in data["analysis"]["outcomes"] if o["id"] == "facit_week8")
     facit["impute"] = False  # complete-case ITT for this one
+    data["analysis"]["outcomes"] += [
+        {**facit, "id": "facit_mmrm", "model": "mmrm", "population": "itt"},
+        {**facit, "id": "facit_slope", "model": "mixed", "population": "itt"},
+    ]
 
 
 @dataclass
@@ -98,7 +103,10 @@ def test_results_have_exactly_the_contract_columns(built: Built) -> None:
     ]  # fmt: skip
     assert set(res["scale"]) == {"ratio", "difference"}
     assert set(res["population"]) == {"itt", "per_protocol"}
-    assert set(res["contrast"]) == {"face_to_face vs usual_care"}
+    assert set(res["contrast"]) == {
+        "face_to_face vs usual_care",
+        "face_to_face vs usual_care: change per month",  # the mixed-model outcome
+    }
     assert not built.analysis.blinded and built.analysis.design == "trial"
     primary = built.analysis.primary()
     assert sorted(primary["outcome"].unique()) == ["cd4_cm", "cd4_naive", "cd8_cm", "cd8_em", "cd8_naive"]
@@ -180,8 +188,9 @@ def test_p_values_are_adjusted_within_each_family_and_population(built: Built) -
     for (family, _population), part in res.groupby(["family", "population"]):
         method = {"memory_subsets": "holm", "other_subsets": "BH", "function": "holm"}[family]
         assert set(part["adjust_method"]) == {method}
-        expected = adjust_pvalues(part["p_value"].to_numpy(), method)
-        np.testing.assert_allclose(part["p_adjusted"].to_numpy(), expected, rtol=1e-12)
+        for _, same in part.groupby("contrast"):  # across_contrasts: false
+            expected = adjust_pvalues(same["p_value"].to_numpy(), method)
+            np.testing.assert_allclose(same["p_adjusted"].to_numpy(), expected, rtol=1e-12)
     primary_itt = res[(res["family"] == "memory_subsets") & (res["population"] == "itt")]
     assert len(primary_itt) == 5
 
@@ -303,3 +312,58 @@ def test_blinded_descriptives_are_the_pooled_unblinded_ones(built: Built) -> Non
 def test_unknown_population_is_refused(built: Built) -> None:
     with pytest.raises(AnalysisPlanError, match="unknown population"):
         run_study_analysis(built.store, by="stats1", populations=["completers"], today=TODAY)
+
+
+# -- repeated measures ---------------------------------------------------------------------------------
+
+
+def test_mmrm_outcome_equals_mmrm_on_its_frame(built: Built) -> None:
+    frame = built.analysis.datasets["facit_mmrm"]
+    result = mmrm(
+        frame,
+        outcome="value",
+        subject="participant_id",
+        visit="visit",
+        arm="arm",
+        baseline="baseline_value",
+        reference="usual_care",
+        visits=["week8"],
+        covariates=["age_band", "acute_severity", "cmv_serostatus"],
+    )
+    row = _row(built.analysis.results, "facit_mmrm", "itt")
+    expected = result.table.iloc[0]
+    for col in ("estimate", "se", "ci_low", "ci_high", "p_value"):
+        assert row[col] == pytest.approx(expected[col], rel=1e-10)
+    # with one post-baseline visit the MMRM estimate is the complete-case ANCOVA estimate
+    cc = _row(built.analysis.results, "facit_week8", "itt")
+    assert row["estimate"] == pytest.approx(cc["estimate"], rel=1e-6)
+    by_visit = built.analysis.by_visit
+    assert by_visit[by_visit["outcome"] == "facit_mmrm"][["visit", "contrast"]].values.tolist() == [
+        ["week8", "face_to_face vs usual_care"]
+    ]
+
+
+def test_mixed_outcome_in_a_trial_reports_the_slope_difference(built: Built) -> None:
+    frame = built.analysis.datasets["facit_slope"]
+    warned = any(w.startswith("facit_slope: ") for w in built.analysis.methods["warnings"])
+    with pytest.warns(SingularFitWarning) if warned else contextlib.nullcontext():
+        fit = mixed_model(
+            frame,
+            outcome="value",
+            time="time",
+            subject="participant_id",
+            covariates=[
+                "arm[face_to_face]",
+                "arm[face_to_face]:time",
+                "age_band",
+                "acute_severity",
+                "cmv_serostatus",
+            ],
+        )
+    row = _row(built.analysis.results, "facit_slope", "itt")
+    assert row["contrast"] == "face_to_face vs usual_care: change per month"
+    expected = fit.table.set_index("term").loc["arm[face_to_face]:time"]
+    assert row["estimate"] == pytest.approx(expected["estimate"], rel=1e-10)
+    assert row["p_value"] == pytest.approx(expected["p_value"], rel=1e-8)
+    assert set(frame["visit"]) == {"baseline", "week8"}
+    assert frame["time"].max() == pytest.approx(56 / (365.25 / 12))

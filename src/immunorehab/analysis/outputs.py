@@ -30,7 +30,7 @@ from immunorehab.study.export import atomic_write
 if TYPE_CHECKING:
     from immunorehab.analysis.study import StudyAnalysis
 
-__all__ = ["analysis_files", "write_study_analysis"]
+__all__ = ["FIXED_FILES", "analysis_files", "refuse_existing", "write_study_analysis"]
 
 
 def _safe(name: str) -> str:
@@ -61,6 +61,19 @@ def _csv_writer(frame: pd.DataFrame) -> Callable[[Path], None]:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+FIXED_FILES = ("results.csv", "descriptives.csv", "analysis.json")
+
+
+def refuse_existing(out: str | Path, *, overwrite: bool) -> None:
+    """Fail early (before a long analysis) when ``out`` already holds an analysis and no ``overwrite``."""
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder} is a file: --out takes a folder")
+    taken = [str(folder / name) for name in FIXED_FILES if (folder / name).exists()]
+    if taken and not overwrite:
+        raise ConfigError(f"{taken[0]} exists (an analysis is already in {folder}): pass --overwrite")
 
 
 def write_study_analysis(analysis: StudyAnalysis, out: str | Path, *, overwrite: bool = False) -> list[Path]:

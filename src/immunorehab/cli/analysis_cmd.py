@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from immunorehab.analysis.outputs import write_study_analysis
+from immunorehab.analysis.outputs import refuse_existing, write_study_analysis
 from immunorehab.analysis.study import StudyAnalysis, run_study_analysis
 from immunorehab.cli.common import (
     DbOpt,
@@ -141,6 +141,7 @@ def analyse(
     every other role gets the blinded pooled analysis.
     """
     who = require_user(user)
+    refuse_existing(out, overwrite=overwrite)
     store = open_store(db)
     with Progress(
         TextColumn("{task.description}"),
@@ -148,6 +149,7 @@ def analyse(
         MofNCompleteColumn(),
         console=err_console,
         transient=True,
+        disable=not err_console.is_terminal,
     ) as bar:
         task = bar.add_task("Study analysis", total=None)
 
