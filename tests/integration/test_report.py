@@ -104,8 +104,12 @@ def _build(store: Store, folder: Path) -> Trial:
     # screening: one ineligible (too soon after infection), one consented and waiting
     add_participant(store, by="coord", values=person(days_since_infection=30), today=TODAY)
     add_participant(store, by="coord", values=person(), today=TODAY)
-    withdrawn = sorted(trial.arms)[5]
-    withdraw_participant(store, by="coord", participant_id=withdrawn, reason="moved away", on=TODAY)
+    first, second = sorted(trial.arms)[5:7]
+    withdraw_participant(store, by="coord", participant_id=first, reason="moved away", on=TODAY)
+    # free text may name an arm: blinded reports conceal it instead of refusing to render
+    withdraw_participant(
+        store, by="coord", participant_id=second, reason="wanted Usual care instead", on=TODAY
+    )
     store_gates(store, gate_values(trial, np.random.default_rng(2)))
     prescribe_and_log(store, trial, folder)
     draws = [
@@ -195,6 +199,13 @@ def test_report_for_every_role(built: Built, user: str) -> None:
         for arm in protocol.arms:
             assert arm.label.lower() in _normal(text)
         assert "UNBLINDED: BY ARM" in text and "GMR" in text
+
+
+def test_free_text_naming_an_arm_is_concealed_in_blinded_reports(built: Built) -> None:
+    blinded = visible_text((built.report("coord").out / "report.html").read_text(encoding="utf-8"))
+    assert "wanted [arm concealed] instead" in " ".join(blinded.split())
+    unblinded = visible_text((built.report("stats1").out / "report.html").read_text(encoding="utf-8"))
+    assert "wanted Usual care instead" in " ".join(unblinded.split())
 
 
 @pytest.mark.parametrize("user", ["lab1", "assessor1"])

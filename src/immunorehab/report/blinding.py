@@ -16,9 +16,18 @@ from collections.abc import Iterable
 
 from immunorehab.study.protocol import Protocol
 
-__all__ = ["UNBLINDED_REPORT_ROLES", "arm_mentions", "report_is_blinded", "visible_text"]
+__all__ = [
+    "CONCEALED",
+    "UNBLINDED_REPORT_ROLES",
+    "arm_mentions",
+    "redact_arms",
+    "report_is_blinded",
+    "visible_text",
+]
 
 UNBLINDED_REPORT_ROLES: tuple[str, ...] = ("statistician", "admin")
+#: What a blinded report shows in place of an arm named in free text (a withdrawal reason, an AE term).
+CONCEALED = "[arm concealed]"
 _SVG_URI = re.compile(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)")
 
 
@@ -53,3 +62,17 @@ def arm_mentions(text: str, protocol: Protocol, *, exempt: Iterable[str] = ()) -
         if _normalise(arm.label) in body:
             found.append(arm.label)
     return found
+
+
+def redact_arms(text: str, protocol: Protocol) -> str:
+    """``text`` with every arm label and id (case-insensitive; ids as whole words) replaced by
+    :data:`CONCEALED`: free text typed by staff (withdrawal reasons, adverse-event terms) may name
+    the arm a participant was in."""
+    out = text
+    for arm in sorted(protocol.arms, key=lambda a: -len(a.label)):
+        out = re.sub(re.escape(arm.label).replace(r"\ ", r"\s+"), CONCEALED, out, flags=re.IGNORECASE)
+    for arm in protocol.arms:
+        out = re.sub(
+            rf"(?<![A-Za-z0-9_]){re.escape(arm.id)}(?![A-Za-z0-9_])", CONCEALED, out, flags=re.IGNORECASE
+        )
+    return out

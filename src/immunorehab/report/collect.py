@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from immunorehab import __version__
 from immunorehab.errors import PrescriptionError, ReportError
+from immunorehab.report.blinding import redact_arms
 from immunorehab.study.allocation import verify_allocations
 from immunorehab.study.audit import verify_audit_chain
 from immunorehab.study.export import participants_frame
@@ -151,9 +152,12 @@ def collect_facts(
         )
     if blinded:
         participants = participants.drop(columns=["arm", "stratum"], errors="ignore")
+        participants["withdrawal_reason"] = _redacted(participants["withdrawal_reason"], protocol)
     alloc = verify_allocations(store, by=by)
     chains = (audit, ChainStatus("allocation chain", alloc.ok, alloc.checked, alloc.problem))
-    adherence, aes, programmes = _rehab_facts(store, by=by, role=actor.role, blinded=blinded, today=today)
+    adherence, aes, programmes = _rehab_facts(
+        store, by=by, role=actor.role, blinded=blinded, today=today, protocol=protocol
+    )
     arms = tuple(ArmInfo(a.id, a.label, a.ratio, _has_programme(a.id)) for a in protocol.arms)
     return StudyFacts(
         slug=slug,
@@ -209,8 +213,13 @@ def _audit_status(session: Session) -> ChainStatus:
 _ADHERENCE_HIDDEN = ("arm", "programme_id", "attended_supervised", "attended_remote")
 
 
+def _redacted(values: pd.Series, protocol: Protocol) -> pd.Series:
+    """Free text with arm names concealed (blinded reports; see :func:`.blinding.redact_arms`)."""
+    return values.map(lambda v: redact_arms(v, protocol) if isinstance(v, str) else v)
+
+
 def _rehab_facts(
-    store: Store, *, by: str, role: str, blinded: bool, today: dt.date
+    store: Store, *, by: str, role: str, blinded: bool, today: dt.date, protocol: Protocol
 ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
     from immunorehab.rehab.reports import adherence_report
     from immunorehab.rehab.service import READERS
@@ -224,7 +233,7 @@ def _rehab_facts(
         programmes = None if blinded else _programmes(session)
     if blinded:
         adherence = adherence.drop(columns=list(_ADHERENCE_HIDDEN))
-        aes = aes.drop(columns=["arm"])
+        aes = aes.drop(columns=["arm"]).assign(term=lambda f: _redacted(f["term"], protocol))
     return adherence, aes, programmes
 
 

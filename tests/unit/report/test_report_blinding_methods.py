@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from immunorehab.report.blinding import arm_mentions, report_is_blinded, visible_text
+from immunorehab.report.blinding import CONCEALED, arm_mentions, redact_arms, report_is_blinded, visible_text
 from immunorehab.report.methods import methods_paragraphs, software_versions
 from immunorehab.study.protocol import load_protocol
 from testpaths import PHOSP, REPO, TWO_ARM
@@ -39,6 +39,14 @@ def test_arm_scan_finds_ids_and_labels_but_not_the_public_title() -> None:
     assert arm_mentions("Allocated to USUAL   CARE (n=6)", protocol) == ["Usual care"]
     assert arm_mentions("the remote arm", protocol) == ["remote"]
     assert arm_mentions("remotely supervised", protocol) == []
+
+
+def test_free_text_arm_names_are_concealed() -> None:
+    protocol = load_protocol(PHOSP)
+    text = "wanted usual\ncare; the REMOTE arm (face_to_face) was full; remotely supervised"
+    redacted = redact_arms(text, protocol)
+    assert redacted == f"wanted {CONCEALED}; the {CONCEALED} arm ({CONCEALED}) was full; remotely supervised"
+    assert arm_mentions(redacted, protocol) == []
 
 
 def test_visible_text_reads_inside_embedded_svg_figures() -> None:
