@@ -9,6 +9,7 @@ a user sees it. One round each: a round is 30-90 s on the 2-core CI machine. Fig
 from __future__ import annotations
 
 import itertools
+import resource
 from pathlib import Path
 
 import numpy as np
@@ -37,9 +38,20 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "manifest.csv"
 
 
-def _batch(manifest: Path, workers: int) -> int:
+def _cpu() -> tuple[float, float]:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
+def _batch(manifest: Path, workers: int, info: dict[str, object]) -> int:
     out = manifest.parent / f"out{next(_run)}"  # a fresh folder: nothing to resume
+    before = _cpu()
     report = run_batch(read_manifest(manifest), out=out, options=GateOptions.create(), workers=workers)
+    after = _cpu()
+    info["cpu_main_s"] = round(
+        after[0] - before[0], 2
+    )  # CPU time is what the load of other users cannot inflate
+    info["cpu_workers_s"] = round(after[1] - before[1], 2)
     assert report.count("gated") == N_FILES
     return report.count("gated")
 
@@ -49,4 +61,4 @@ def _batch(manifest: Path, workers: int) -> int:
 def test_batch_200_files(benchmark, manifest: Path, workers: int) -> None:
     benchmark.extra_info["files"] = N_FILES
     benchmark.extra_info["events_per_file"] = N_EVENTS
-    benchmark.pedantic(_batch, args=(manifest, workers), rounds=1, iterations=1)
+    benchmark.pedantic(_batch, args=(manifest, workers, benchmark.extra_info), rounds=1, iterations=1)

@@ -33,7 +33,7 @@ from .density import TimeWindow, cluster_polygon, find_valley, singlet_band, sta
 
 if TYPE_CHECKING:
     from .engine import EventValues
-    from .gates import Dimension, PolygonGate, RectangleGate
+    from .gates import Dimension, Gate, PolygonGate, RectangleGate
     from .panel import Panel
     from .sample import Sample
     from .strategy import GatingStrategy
@@ -255,6 +255,7 @@ class _Placer:
         self.moves: list[GateMove] = []
         self.time_window: TimeWindow | None = None
         self._values: dict[Dimension, FloatArray] = {}
+        self._pending: dict[str, Gate] = {}
 
     def values(self, dim: Dimension) -> FloatArray:
         if dim not in self._values:
@@ -267,6 +268,7 @@ class _Placer:
         """Membership of ``populations`` under the current (partly placed) strategy."""
         from .strategy import GatingStrategy
 
+        self.commit()
         needed: dict[str, None] = {}
         for pop in populations:
             chain: list[str] = []
@@ -281,8 +283,21 @@ class _Placer:
         results = partial.gate(self.sample, values=self.event_values)
         return {p: np.asarray(results.membership(p)) for p in populations}
 
+    def gate(self, gate_id: str) -> Gate:
+        """The gate as placed so far (pending replacements included)."""
+        return self._pending.get(gate_id) or self.strategy.get_gate(gate_id)
+
     def replace(self, gate: RectangleGate | PolygonGate) -> None:
-        self.strategy = self.strategy.replace_gate(gate)
+        self._pending[gate.id] = gate
+
+    def commit(self) -> None:
+        """Build the strategy with the pending replacements (once per level, not once per gate)."""
+        from .strategy import GatingStrategy
+
+        if self._pending:
+            gates = [self._pending.get(g.id, g) for g in self.strategy.gates]
+            self.strategy = GatingStrategy(gates, self.strategy.transforms, self.strategy.spillovers)
+            self._pending = {}
 
 
 def _set_bound(gate: RectangleGate, index: int, bound: Bound, value: float) -> RectangleGate:
@@ -404,7 +419,7 @@ def _place_threshold(p: _Placer, rule: ThresholdRule, mask: npt.NDArray[np.bool_
     from .gates import RectangleGate
 
     channel = _channel(rule.marker, p.panel)
-    first = p.strategy.get_gate(rule.targets[0][0])
+    first = p.gate(rule.targets[0][0])
     assert isinstance(first, RectangleGate)
     i = _dim_index(first, channel)
     template = first.minimums[i] if rule.targets[0][1] == "min" else first.maximums[i]
@@ -418,7 +433,7 @@ def _place_threshold(p: _Placer, rule: ThresholdRule, mask: npt.NDArray[np.bool_
         min_mode_fraction=s.min_mode_fraction,
     )
     for gate_id, bound in rule.targets:
-        gate = p.strategy.get_gate(gate_id)
+        gate = p.gate(gate_id)
         assert isinstance(gate, RectangleGate)
         p.replace(_set_bound(gate, _dim_index(gate, channel), bound, valley.threshold))
     gates = tuple(g for g, _ in rule.targets)
@@ -490,7 +505,9 @@ def place_gates(
         by_depth.setdefault(_depth(strategy, rule.population), []).append(rule)
     for depth in sorted(by_depth):
         level = by_depth[depth]
+        placer.commit()
         masks = placer.masks(list(dict.fromkeys(r.population for r in level)))
         for rule in level:
             _place_threshold(placer, rule, masks[rule.population])
+    placer.commit()
     return Placement(placer.strategy, tuple(placer.moves), placer.time_window)
