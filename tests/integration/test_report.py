@@ -456,7 +456,6 @@ def test_demo_step_writes_both_reports(built: Built, tmp_path: Path) -> None:
     assert lines[1].startswith("Blinded report: all arms pooled for assessor1 (assessor)")
     for folder in ("report", "report-blinded"):
         assert (tmp_path / folder / "report.pdf").read_bytes().startswith(b"%PDF-")
-    assert demo_report(ctx)[0].startswith("Unblinded")  # a second demo run replaces its own reports
 
 
 def test_sections_start_on_new_pages_and_table_headers_repeat(built: Built) -> None:
