@@ -467,3 +467,22 @@ def test_sections_start_on_new_pages_and_table_headers_repeat(built: Built) -> N
     appendix = range(starts[HEADINGS.index("Appendix A. Descriptive statistics")], starts[-1])
     assert len(appendix) >= 2  # the table runs over pages...
     assert all("outcome / visit" in pages[i] for i in appendix)  # ...and its header repeats on each
+
+
+def test_a_tampered_audit_trail_is_reported_broken(tmp_path: Path) -> None:
+    store, _ = create_study(
+        f"sqlite:///{tmp_path / 's.db'}", write_protocol(TWO_ARM, tmp_path, _plan), admin="admin"
+    )
+    for name, role in ROLE_USERS.items():
+        add_user(store, by="admin", username=name, role=role)
+    build_trial(store, n=6, missing_week8=())
+    with store.engine.begin() as conn:  # what someone editing the database file behind our back would do
+        conn.exec_driver_sql("DROP TRIGGER audit_event_no_update")
+        conn.exec_driver_sql("UPDATE audit_event SET reason = 'edited' WHERE id = 12")
+    result = build_report(store, by="lab1", out=tmp_path / "r", today=TODAY, pdf=False)
+    html = (result.out / "report.html").read_text(encoding="utf-8")
+    assert "BROKEN" in html and "audit row 12" in html
+    prov = json.loads((result.out / "provenance.json").read_text(encoding="utf-8"))
+    audit = next(c for c in prov["chains"] if c["name"] == "audit trail")
+    assert audit["ok"] is False and "audit row 12" in audit["problem"]
+    store.dispose()
