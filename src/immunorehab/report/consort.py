@@ -131,6 +131,8 @@ def _intervention(
         return None, None, "No study intervention to deliver (no rehabilitation programme)", None
     if adherence is None:
         return None, None, "Rehabilitation records not available to this report", None
+    if adherence.empty:
+        return None, None, "Intervention delivery not recorded (no rehabilitation log in the store)", None
     ids = set(members["participant_id"])
     mine = adherence[adherence["participant_id"].isin(ids)]
     attended = mine[mine["attended"] > 0]

@@ -207,3 +207,21 @@ def test_consort_figure_is_grey_with_8pt_text() -> None:
         assert colour[1:3] == colour[3:5] == colour[5:7], colour
     sizes = [float(x) for x in re.findall(r"font[^;\"]*?([0-9.]+)px", svg)]
     assert sizes and min(sizes) >= 8.0
+
+
+def test_no_rehabilitation_log_is_not_reported_as_no_intervention() -> None:
+    flow = consort_flow(
+        _people(),
+        _visits(),
+        arms=ARMS,
+        criteria=CRITERIA,
+        primary_visit="week8",
+        primary_visit_label="Week 8",
+        adherence=_adherence().iloc[0:0],
+        analysed={},
+    )
+    rehab = flow.arms[0]
+    assert rehab.received is None and rehab.discontinued is None
+    assert (
+        rehab.intervention_note == "Intervention delivery not recorded (no rehabilitation log in the store)"
+    )
