@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import PHOSP, ROLE_USERS
+from testpaths import PHOSP, ROLE_USERS
 from factories import person
 from immunorehab.cli.main import run
 from immunorehab.simulate.plates import simulate_levels, simulate_plate, write_plate
