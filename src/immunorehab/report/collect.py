@@ -178,7 +178,7 @@ def collect_facts(
         ratio=":".join(str(a.ratio) for a in arms),
         participants=participants,
         visits=_visits(store, by=by, today=today),
-        baseline_visit=_baseline_visit(protocol),
+        baseline_visit=protocol.baseline_visit().id,
         adherence=adherence,
         adverse_events=aes,
         fcs_files=fcs,
@@ -186,10 +186,6 @@ def collect_facts(
         programmes=programmes,
         chains=chains,
     )
-
-
-def _baseline_visit(protocol: Protocol) -> str:
-    return next((v.id for v in protocol.visits if v.day == 0), protocol.visits[0].id)
 
 
 def _visits(store: Store, *, by: str, today: dt.date) -> pd.DataFrame:

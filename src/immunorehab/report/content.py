@@ -141,6 +141,20 @@ def _groups(facts: StudyFacts, frame: pd.DataFrame, analysis: AnalysisLike) -> l
     return [*arms, total]
 
 
+def _primary(facts: StudyFacts) -> Outcome | None:
+    """The primary outcome the flow reports (the first primary outcome with a model, as the analysis)."""
+    plan = facts.protocol.analysis
+    outcomes = plan.outcomes if plan else []
+    return next((o for o in outcomes if o.role == "primary" and o.model != "descriptive"), None)
+
+
+def _primary_visit(outcome: Outcome | None) -> str | None:
+    """The visit whose result the outcome reports: declared, else its (last) follow-up visit."""
+    if outcome is None or not outcome.visits:
+        return None
+    return outcome.primary_visit or outcome.visits[-1]
+
+
 def _analysed(
     facts: StudyFacts, analysis: AnalysisLike, primary: Outcome | None
 ) -> dict[str, dict[str, int]]:
@@ -157,17 +171,17 @@ def _analysed(
             for pop, groups in recorded.items()
             if isinstance(groups, Mapping)
         }
-    if primary is None or not primary.visits:
+    visit = _primary_visit(primary)
+    if primary is None or visit is None:
         return {}
     desc = analysis.descriptives
-    rows = desc[(desc["outcome"] == primary.id) & (desc["visit"] == primary.visits[-1])]
+    rows = desc[(desc["outcome"] == primary.id) & (desc["visit"] == visit)]
     return {"With the primary outcome observed": {str(r["arm"]): int(r["n"]) for _, r in rows.iterrows()}}
 
 
 def _flow(facts: StudyFacts, analysis: AnalysisLike) -> tuple[ConsortFlow | CohortFlow, EmbeddedFigure]:
     protocol = facts.protocol
     criteria = {c.id: c.description for c in protocol.eligibility}
-    plan = protocol.analysis
     if facts.design == "cohort":
         labels = {v.id: v.label for v in protocol.visits}
         cflow = cohort_flow(
@@ -175,8 +189,8 @@ def _flow(facts: StudyFacts, analysis: AnalysisLike) -> tuple[ConsortFlow | Coho
         )
         fig = embed(draw_cohort_flow(cflow), key="flow", title="Participant flow", caption=_COHORT_CAPTION)
         return cflow, fig
-    primary = next((o for o in plan.outcomes if o.role == "primary"), None) if plan else None
-    visit_id = primary.visits[0] if primary and primary.visits else protocol.visits[-1].id
+    primary = _primary(facts)
+    visit_id = _primary_visit(primary) or protocol.visits[-1].id
     flow = consort_flow(
         facts.participants,
         facts.visits,
