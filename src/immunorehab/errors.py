@@ -41,7 +41,8 @@ app translate exactly one root into a clear message and a non-zero exit::
     │   ├── PlateError           plate map / reader file invalid (carries every problem)
     │   └── ReferenceTableError  healthy-reference table invalid (carries every problem)
     └── AnalysisError            statistical analysis, reports, whole-study simulation
-        └── ReportError          the study report cannot be built (no study data, output folder, blinding)
+        ├── ReportError          the study report cannot be built (no study data, output folder, blinding)
+        └── SimulationError      a whole-study simulation cannot run (unknown preset/effect, folder taken)
 
 Warnings derive from :class:`ImmunorehabWarning`. Each capability section below may add
 subclasses of its root (keep them here: this module is the whole tree).
@@ -64,6 +65,7 @@ __all__ = [
     "AnalysisWarning",
     "ModelFitError",
     "ReportError",
+    "SimulationError",
     "SingularFitWarning",
     "AssayConfigError",
     "CurveFitError",
@@ -346,6 +348,10 @@ class ModelFitError(AnalysisError):
 
 class ReportError(AnalysisError):
     """The study report cannot be built: nothing to report yet, output folder taken, blinding breached."""
+
+
+class SimulationError(AnalysisError):
+    """A whole-study simulation cannot run as asked: unknown preset or effect, output folder taken."""
 
 
 class AnalysisPlanError(AnalysisError):
