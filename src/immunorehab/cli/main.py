@@ -27,6 +27,7 @@ from immunorehab.cli import (
     rehab_cmd,
     report_cmd,
     simulate_cmd,
+    simulate_study_cmd,
     study_cmd,
     visit_cmd,
 )
@@ -73,6 +74,7 @@ cytometry_cmd.register(app)
 cytokines_cmd.register(app)
 analysis_cmd.register(app)
 simulate_cmd.register(app)
+simulate_study_cmd.register(app)
 report_cmd.register(app)
 
 
