@@ -60,6 +60,9 @@ def _fcs_truth(draw: BloodDraw, name: str, gates: pd.DataFrame) -> list[dict[str
             "visit_id": draw.visit_id,
             "gate": gate,
             "parent": rows[gate]["parent"],
+            "true_parent_count": int(rows[rows[gate]["parent"]]["count"])
+            if rows[gate]["parent"] in rows
+            else -1,
             "expected_pct_parent": round(float(rows[gate]["expected_pct_parent"]), 6),
             "true_pct_parent": round(float(rows[gate]["pct_parent"]), 6),
             "true_count": int(rows[gate]["count"]),

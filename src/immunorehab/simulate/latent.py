@@ -15,7 +15,7 @@ Cohort (``seed-cohort``)
     post-COVID symptoms at 12 months (54% of the cluster, domain.md 0; the others calibrated so
     that 37% of the cohort is symptomatic), at 24 months 39% and at 6 months 45%. Log cytokine
     concentrations are the healthy level + a person effect + an acute component (decays within
-    weeks) + a persistent component ``load x (cluster + 0.5 x symptomatic at 12 m) x person
+    weeks) + a persistent component ``load x (cluster + 0.8 x symptomatic at 12 m) x person
     factor`` that fades on a logistic curve centred at about 16 months (varying between people),
     later in older and more severe patients (domain.md F, stated in the brief [U]), so most
     values are back to healthy by 24 months.
@@ -79,6 +79,8 @@ ACUTE_LOAD: Mapping[str, float] = {
 COHORT_PREVALENCE: Mapping[str, float] = {"month6": 0.45, "month12": 0.37, "month24": 0.39}
 _CLUSTER_SHARE = 0.30
 _SYMPTOMATIC_IN_CLUSTER = 0.54
+#: Persistent inflammation carried by symptoms themselves (the cluster carries 1).
+_SYMPTOM_LOAD = 0.8
 _PERSON_SD = 0.30
 _VISIT_SD = 0.25
 
@@ -224,7 +226,7 @@ def draw_cohort_latents(
                 cluster=bool(cluster[i]),
                 symptomatic={v: bool(s[i]) for v, s in symptoms.items()},
                 acute=float(1.0 + 0.3 * sev_z[i] + rng.normal(0, 0.15)),
-                persistent=(float(cluster[i]) + 0.5 * s12) * float(np.exp(rng.normal(0, 0.3))),
+                persistent=(float(cluster[i]) + _SYMPTOM_LOAD * s12) * float(np.exp(rng.normal(0, 0.3))),
                 midpoint_months=float(
                     16.0 * math.exp(0.15 * age_z[i] + 0.15 * sev_z[i] + rng.normal(0, 0.12))
                 ),

@@ -1,20 +1,32 @@
-"""The demo job: a synthetic study run through every step that exists so far.
+"""The demo job: what ``make demo`` runs.
 
-Creates a fresh SQLite study from the shipped protocol, adds users, imports synthetic
-participants from a CSV (the same path a site's file takes), randomises the eligible
-ones in consent order, records baseline and end-of-programme visits, withdraws a few,
-verifies both hash chains and exports the data.
+``run_chain_demo`` (the default ``immunorehab demo``) runs the whole chain on two synthetic
+studies calibrated to the seed studies (:mod:`immunorehab.simulate.chain`): the PHOSP-R immune
+sub-study trial (31 participants, 8 weeks) and the Fong cohort (78 participants to 24 months).
+Each is built through the platform's own services (participants import, randomisation, visits,
+rehabilitation logs, a batch of gated FCS files, fitted cytokine plates), analysed as the
+protocol prespecifies, reported (HTML + PDF), checked (allocation and audit hash chains,
+balance per stratum), exported (CSV/Parquet, REDCap dictionary) and compared with its truth.
+The two studies run in two processes at once.
+
+``run_demo`` (``immunorehab demo --walkthrough``) is the capability walk-through on the shipped
+three-arm PHOSP-R protocol: it creates a fresh SQLite study, adds users, imports synthetic
+participants from a CSV (the same path a site's file takes), randomises the eligible ones in
+consent order, records baseline and end-of-programme visits, withdraws a few, runs each
+capability's demo step (:data:`DEMO_STEPS`), verifies both hash chains and exports the data.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,19 +38,27 @@ from immunorehab.study.export import participants_frame, visits_frame, write_fra
 from immunorehab.study.participants import import_participants, list_participants, withdraw_participant
 from immunorehab.study.protocol import Measure, Protocol, Visit, load_protocol
 from immunorehab.study.redcap import write_redcap_data_dictionary
-from immunorehab.study.service import add_user, create_study
+from immunorehab.study.service import add_user, create_study, get_protocol
 from immunorehab.study.store import Store
 from immunorehab.study.visits import record_visit, visit_statuses
 
+if TYPE_CHECKING:
+    from immunorehab.simulate.chain import ChainResult
+
 __all__ = [
+    "CHAIN_SETTINGS",
+    "ChainDemoResult",
     "DEMO_STEPS",
     "DEMO_USERS",
     "DemoContext",
     "DemoResult",
     "DemoStep",
     "ProgressCallback",
+    "StudyChecks",
     "default_protocol_path",
+    "run_chain_demo",
     "run_demo",
+    "study_checks",
 ]
 
 #: ``on_progress(task, done, total)``: a long step reports how far it is (the CLI draws a bar).
@@ -269,3 +289,164 @@ def _audit(store: Store) -> str:
     with store.read("admin") as session:
         report = verify_audit_chain(session)
     return f"intact ({report.checked} events)" if report.ok else f"BROKEN: {report.problem}"
+
+
+# -- the whole chain (make demo) ---------------------------------------------------------------
+
+#: (preset, events per FCS file, participants, blinded report) for the full and the quick demo.
+CHAIN_SETTINGS: dict[bool, tuple[tuple[str, int | None, int | None, bool], ...]] = {
+    False: (("seed-trial", None, None, True), ("seed-cohort", None, None, True)),
+    True: (("seed-trial", 5_000, None, False), ("seed-cohort", 5_000, 24, False)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StudyChecks:
+    """The foundation's checks and exports on one simulated study."""
+
+    allocation_check: str
+    audit_check: str
+    balance: BalanceReport | None
+    exports: tuple[Path, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChainDemoResult:
+    """Both simulated studies through the whole chain, with their checks."""
+
+    out: Path
+    seed: int
+    quick: bool
+    chains: dict[str, ChainResult]
+    checks: dict[str, StudyChecks]
+    seconds: float
+
+
+def study_checks(db_url: str, folder: Path) -> StudyChecks:
+    """Verify the allocation and audit hash chains, read the balance, export the data (as a site would)."""
+    store = Store.open(db_url)
+    try:
+        with store.read("admin") as session:
+            protocol = get_protocol(session)
+        alloc = verify_allocations(store, by="admin") if protocol.randomised else None
+        balance = allocation_balance(store, by="stats1") if protocol.randomised else None
+        exports_dir = folder / "exports"
+        exports_dir.mkdir(exist_ok=True)
+        exports = [
+            write_frame(
+                participants_frame(store, by="stats1"), exports_dir / "participants.csv", overwrite=True
+            ),
+            write_frame(visits_frame(store, by="stats1"), exports_dir / "visits.parquet", overwrite=True),
+        ]
+        dictionary = exports_dir / "redcap_data_dictionary.csv"
+        dictionary.unlink(missing_ok=True)
+        write_redcap_data_dictionary(protocol, dictionary)
+        exports.append(dictionary)
+        audit = _audit(store)
+    finally:
+        store.dispose()
+    allocation = (
+        "not randomised (cohort)"
+        if alloc is None
+        else (f"intact ({alloc.checked} allocations)" if alloc.ok else f"BROKEN: {alloc.problem}")
+    )
+    return StudyChecks(allocation, audit, balance, tuple(exports))
+
+
+_QUEUE: Any = None  # set in each demo worker process: progress goes back to the parent
+
+
+def _init_worker(queue: Any) -> None:
+    global _QUEUE
+    _QUEUE = queue
+
+
+def _forward(preset: str) -> ProgressCallback:
+    def forward(task: str, done: int, total: int) -> None:
+        if _QUEUE is not None:
+            _QUEUE.put((f"{preset}: {task}", done, total))
+
+    return forward
+
+
+def _chain_job(
+    preset: str,
+    folder: Path,
+    seed: int,
+    events: int | None,
+    participants: int | None,
+    blinded: bool,
+    workers: int,
+) -> tuple[ChainResult, StudyChecks]:
+    """One preset through the chain and the foundation checks (runs in a worker process)."""
+    from immunorehab.simulate.chain import run_chain
+
+    chain = run_chain(
+        preset,
+        folder,
+        seed=seed,
+        events_per_file=events,
+        participants=participants,
+        workers=workers,
+        blinded_report=blinded,
+        on_progress=_forward(preset),
+    )
+    return chain, study_checks(chain.study.db_url, chain.study.out)
+
+
+def _drain(queue: Any, on_progress: ProgressCallback | None, stop: threading.Event) -> None:
+    import queue as queues
+
+    while not stop.is_set() or not queue.empty():
+        try:
+            task, done, total = queue.get(timeout=0.1)
+        except queues.Empty:
+            continue
+        if on_progress is not None:
+            on_progress(task, done, total)
+
+
+def run_chain_demo(
+    out: Path,
+    *,
+    seed: int = 2025,
+    quick: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> ChainDemoResult:
+    """Both seed presets through the whole chain, in two processes at once, into ``out/<preset>/``.
+
+    ``quick`` shrinks the studies (5,000 events per file, 24 cohort participants, no blinded
+    report) for tests; ``make demo`` runs the full presets. Earlier demo folders are replaced.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    start = time.perf_counter()
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    stop = threading.Event()
+    reader = threading.Thread(target=_drain, args=(queue, on_progress, stop), daemon=True)
+    reader.start()
+    jobs = CHAIN_SETTINGS[quick]
+    try:
+        with ProcessPoolExecutor(
+            len(jobs), mp_context=context, initializer=_init_worker, initargs=(queue,)
+        ) as pool:
+            futures = {
+                name: pool.submit(_chain_job, name, out / name, seed, events, people, blinded, 2)
+                for name, events, people, blinded in jobs
+            }
+            done = {name: future.result() for name, future in futures.items()}
+    finally:
+        stop.set()
+        reader.join()
+    return ChainDemoResult(
+        out=out,
+        seed=seed,
+        quick=quick,
+        chains={name: chain for name, (chain, _) in done.items()},
+        checks={name: checks for name, (_, checks) in done.items()},
+        seconds=time.perf_counter() - start,
+    )
