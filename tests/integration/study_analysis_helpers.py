@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
+import sqlalchemy as sa
 import yaml
 
 from factories import person
@@ -235,3 +238,22 @@ def prescribe_and_log(store: Store, trial: Trial, folder: Path, *, seed: int = 1
     path = folder / "sessions.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     import_sessions(store, by="physio1", path=path, today=TODAY)
+
+
+def fresh_database(request: pytest.FixtureRequest, folder: Path) -> tuple[str, Any]:
+    """A new study database URL for the backend in ``request.param``, and how to drop it (PostgreSQL)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{folder / 'study.db'}", None
+    admin_url = request.getfixturevalue("pg_admin_url")
+    name = f"immunorehab_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+    return url, drop

@@ -7,20 +7,18 @@ on the frame the analysis says it analysed, and that frame is checked against th
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 from study_analysis_helpers import (
     TODAY,
     Trial,
     build_trial,
+    fresh_database,
     gate_values,
     prescribe_and_log,
     store_gates,
@@ -55,29 +53,11 @@ class Built:
     analysis: StudyAnalysis
 
 
-def _database(request: pytest.FixtureRequest, folder: Path) -> tuple[str, Any]:
-    if request.param == "sqlite":
-        return f"sqlite:///{folder / 'study.db'}", None
-    admin_url = request.getfixturevalue("pg_admin_url")
-    name = f"immunorehab_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-    return url, drop
-
-
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     """A two-arm trial with visits, gated subsets and rehabilitation, analysed by the statistician."""
     folder = tmp_path_factory.mktemp("trial")
-    url, drop = _database(request, folder)
+    url, drop = fresh_database(request, folder)
     protocol = write_protocol(TWO_ARM, folder, _small_mice)
     store, _ = create_study(url, protocol, admin="admin", seed=2024)
     for name, role in ROLE_USERS.items():

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from study_analysis_helpers import TODAY, import_cytokines, write_protocol
+from study_analysis_helpers import TODAY, fresh_database, import_cytokines, write_protocol
 
 from factories import person
 from immunorehab.analysis import cox, kaplan_meier, log_rank, mixed_model, prevalence_by_visit, wilson_ci
@@ -97,20 +97,23 @@ def _two_cytokines(data: dict[str, Any]) -> None:
     plan["outcomes"] = [o for o in plan["outcomes"] if o["id"] in ("il6", "mcp1", "cd8_temra")]
 
 
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cohort]:
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def cohort(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cohort]:
     from immunorehab.study.service import add_user, create_study
     from testpaths import ROLE_USERS
 
     folder = tmp_path_factory.mktemp("cohort")
+    url, drop = fresh_database(request, folder)
     protocol = write_protocol(FONG, folder, _two_cytokines)
-    store, _ = create_study(f"sqlite:///{folder / 'cohort.db'}", protocol, admin="admin", seed=1)
+    store, _ = create_study(url, protocol, admin="admin", seed=1)
     for name, role in ROLE_USERS.items():
         add_user(store, by="admin", username=name, role=role)
     symptomatic = _build(store, folder)
     analysis = run_study_analysis(store, by="stats1", skip_unavailable=True, today=TODAY)
     yield Cohort(store, symptomatic, analysis)
     store.dispose()
+    if drop is not None:
+        drop()
 
 
 def test_cohort_design_and_group(cohort: Cohort) -> None:

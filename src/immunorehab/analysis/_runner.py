@@ -9,9 +9,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from immunorehab.analysis._cohort import CohortTables, normalisation_frame, run_normalisation, run_prevalence
@@ -415,7 +413,3 @@ class PlanRunner(Records):
             self.cohort_counts.setdefault(ident, {}).update(result.notes)
         if result.dataset is not None:
             self.datasets[ident] = result.dataset
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, float) and bool(np.isfinite(x))
