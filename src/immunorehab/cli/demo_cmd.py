@@ -40,7 +40,8 @@ def demo_command(
     ] = Path("demo-output"),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic studies.")] = 2025,
     quick: Annotated[
-        bool, typer.Option("--quick", help="Smaller studies (5,000 events per file, 24 cohort participants).")
+        bool,
+        typer.Option("--quick", help="Smaller studies (10,000 events per file, 24 cohort participants)."),
     ] = False,
     walkthrough: Annotated[
         bool,

@@ -4,12 +4,14 @@
 the protocol's prespecified analysis as the statistician (``stats1``), writes its tidy outputs
 (``analysis/``), renders the report (``report/``: HTML, PDF, CSVs, provenance) and, for a trial,
 the blinded pooled report as the outcome assessor (``report-blinded/``), then compares what
-the pipeline found with what the simulator knows (:mod:`.recovery`).
+the pipeline found with what the simulator knows (:mod:`.recovery`). :func:`coverage_study`
+repeats the trial over seeds to measure how often the analysis' intervals cover the truth.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from immunorehab.simulate.recovery import cohort_recovery, effect_recovery, gati
 from immunorehab.simulate.study import SimulatedStudy, simulate_study
 from immunorehab.study.store import Store
 
-__all__ = ["ChainResult", "run_chain", "stored_gates"]
+__all__ = ["ChainResult", "coverage_study", "run_chain", "stored_gates"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,3 +151,55 @@ def run_chain(
         warnings=[str(w) for w in analysis.methods.get("warnings", [])],
         seconds=seconds,
     )
+
+
+def _repeat(
+    name: str, folder: Path, seed: int, events_per_file: int | None, populations: tuple[str, ...]
+) -> pd.DataFrame:
+    from immunorehab.analysis.study import run_study_analysis
+
+    sim = simulate_study(name, folder, seed=seed, events_per_file=events_per_file, workers=1, overwrite=True)
+    store = Store.open(sim.db_url)
+    try:
+        analysis = run_study_analysis(store, by="stats1", today=sim.today, populations=list(populations))
+    finally:
+        store.dispose()
+    recovery = effect_recovery(analysis.results, pd.read_csv(sim.out / "truth_effects.csv"))
+    recovery.insert(0, "seed", seed)
+    return recovery
+
+
+def coverage_study(
+    seeds: Sequence[int],
+    out: str | Path,
+    *,
+    name: str = "seed-trial",
+    events_per_file: int | None = None,
+    populations: Sequence[str] = ("itt",),
+    processes: int = 2,
+    on_progress: ProgressCallback | None = None,
+) -> pd.DataFrame:
+    """Simulate and analyse the trial once per seed; how often each CI covers the true effect.
+
+    Each repeat is built into ``out/seed-<n>`` (replaced), analysed as the statistician and
+    compared with its truth (:func:`~.recovery.effect_recovery`). Repeats run in ``processes``
+    worker processes. Returns every repeat's rows with a ``seed`` column; a correct pipeline
+    covers the truth in about 95% of them.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    context = multiprocessing.get_context("spawn")
+    frames = []
+    with ProcessPoolExecutor(max(1, processes), mp_context=context) as pool:
+        futures = [
+            pool.submit(_repeat, name, folder / f"seed-{s}", s, events_per_file, tuple(populations))
+            for s in seeds
+        ]
+        for done, future in enumerate(as_completed(futures), start=1):
+            frames.append(future.result())
+            if on_progress is not None:
+                on_progress("Coverage repeats", done, len(futures))
+    return pd.concat(frames).sort_values(["seed", "outcome", "population"]).reset_index(drop=True)

@@ -296,7 +296,7 @@ def _audit(store: Store) -> str:
 #: (preset, events per FCS file, participants, blinded report) for the full and the quick demo.
 CHAIN_SETTINGS: dict[bool, tuple[tuple[str, int | None, int | None, bool], ...]] = {
     False: (("seed-trial", None, None, True), ("seed-cohort", None, None, True)),
-    True: (("seed-trial", 5_000, None, False), ("seed-cohort", 5_000, 24, False)),
+    True: (("seed-trial", 10_000, None, False), ("seed-cohort", 10_000, 24, False)),
 }
 
 
@@ -415,7 +415,7 @@ def run_chain_demo(
 ) -> ChainDemoResult:
     """Both seed presets through the whole chain, in two processes at once, into ``out/<preset>/``.
 
-    ``quick`` shrinks the studies (5,000 events per file, 24 cohort participants, no blinded
+    ``quick`` shrinks the studies (10,000 events per file, 24 cohort participants, no blinded
     report) for tests; ``make demo`` runs the full presets. Earlier demo folders are replaced.
     """
     import multiprocessing
