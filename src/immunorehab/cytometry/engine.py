@@ -75,6 +75,10 @@ class EventValues:
         Supplies transforms and spillover matrices by id.
     sample : Sample
         The events.
+    fast : bool, optional
+        Use the table-driven logicle/hyperlog path (within 1e-7 relative of flowutils; the table is cached
+        per parameter set). Default: only for samples of at least 200,000 events, where it always pays; a
+        batch of many small files gains from it too once the table is cached.
 
     Notes
     -----
@@ -84,10 +88,17 @@ class EventValues:
     object keeps every column it computed (it cannot know whether a later gating needs it).
     """
 
-    def __init__(self, strategy: GatingStrategy, sample: Sample, *, _store: _Store | None = None) -> None:
+    def __init__(
+        self,
+        strategy: GatingStrategy,
+        sample: Sample,
+        *,
+        fast: bool | None = None,
+        _store: _Store | None = None,
+    ) -> None:
         self.strategy = strategy
         self.sample = sample
-        self.fast = sample.n_events >= _fastlogicle.MIN_SIZE
+        self.fast = sample.n_events >= _fastlogicle.MIN_SIZE if fast is None else fast
         self._keep = _store is not None
         self._store = _store if _store is not None else _Store()
         self._base_uses: Counter[BaseKey] = Counter()
@@ -103,7 +114,7 @@ class EventValues:
     def for_strategy(self, strategy: GatingStrategy) -> EventValues:
         """Values for another strategy on the same sample, sharing (and keeping) what is computed."""
         self._keep = True
-        return EventValues(strategy, self.sample, _store=self._store)
+        return EventValues(strategy, self.sample, fast=self.fast, _store=self._store)
 
     # -- keys ---------------------------------------------------------------------------------
 
