@@ -7,7 +7,11 @@ predictive mean matching (``"pmm"``, default: donate the observed value of one o
 ``donors`` closest predicted means, type-1 matching as R's mice) or the normal model
 (``"norm"``). Categorical predictors (e.g. the arm, so imputation respects randomisation) enter
 as dummies. The cycle is repeated ``n_iter`` times per imputed data set; ``m`` data sets are
-produced from one seeded :class:`numpy.random.Generator`.
+produced from one seeded :class:`numpy.random.Generator`. The m sets are imputed together
+(each regression is a batch of m small least-squares problems) with every random variate drawn
+first in the order of the set-after-set algorithm, so the result is the same, draw for draw,
+as imputing one set after the other; ``ancova_mi`` builds the ANCOVA design once and swaps
+the imputed columns in for each set.
 
 Estimates are pooled with Rubin's rules; the degrees of freedom are the Barnard-Rubin (1999)
 small-sample ones as in R's ``mice::pool``::
@@ -20,11 +24,11 @@ small-sample ones as in R's ``mice::pool``::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import stats
 
 from immunorehab.analysis._validation import (
@@ -43,43 +47,178 @@ ImputeMethod = Literal["pmm", "norm"]
 ProgressCallback = Callable[[str, int, int], None]
 
 
-def _draw_regression(
-    X: np.ndarray, y: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """beta_hat, a posterior draw beta*, and sigma* for y ~ X (tiny ridge for stability)."""
-    p = X.shape[1]
-    xtx = X.T @ X + 1e-5 * np.diag(np.maximum(np.diag(X.T @ X), 1e-8))
-    xtx_inv = np.linalg.inv(xtx)
-    beta = xtx_inv @ X.T @ y
-    df = max(len(y) - p, 1)
-    rss = float(np.sum((y - X @ beta) ** 2))
-    sigma = np.sqrt(rss / rng.chisquare(df))
-    chol = np.linalg.cholesky((xtx_inv + xtx_inv.T) / 2)
-    return beta, beta + sigma * chol @ rng.standard_normal(p), float(sigma)
+@dataclass(frozen=True, slots=True)
+class _Draws:
+    """Every random variate of one MICE run, drawn up front in the order of the sequential
+    algorithm (set by set, cycle by cycle, variable by variable), so the m sets can be imputed
+    together and still equal, draw for draw, the sets imputed one after the other."""
+
+    start: list[np.ndarray]  # [target] (m, n_miss): initial values sampled from the observed ones
+    chi2: np.ndarray  # (m, n_iter, targets)
+    z: np.ndarray  # (m, n_iter, targets, p) for beta*
+    last: list[list[np.ndarray]]  # [cycle][target] (m, n_miss): normal noise or donor choice
 
 
-def _impute_column(
+def _draw_all(
+    rng: np.random.Generator,
+    observed: list[np.ndarray],
+    n_miss: list[int],
+    p: int,
+    m: int,
+    n_iter: int,
+    method: ImputeMethod,
+    donors: int,
+) -> _Draws:
+    T = len(observed)
+    chi2, z = np.empty((m, n_iter, T)), np.empty((m, n_iter, T, p))
+    start, last = [], []
+    for i in range(m):
+        start.append([rng.choice(observed[t], size=n_miss[t]) for t in range(T)])
+        cycles = []
+        for it in range(n_iter):
+            row: list[np.ndarray] = []
+            for t in range(T):
+                chi2[i, it, t] = rng.chisquare(max(len(observed[t]) - p, 1))
+                z[i, it, t] = rng.standard_normal(p)
+                if method == "norm":
+                    row.append(rng.standard_normal(n_miss[t]))
+                else:
+                    row.append(rng.integers(0, min(donors, len(observed[t])), size=n_miss[t]))
+            cycles.append(row)
+        last.append(cycles)
+    return _Draws(
+        [np.stack([start[i][t] for i in range(m)]) for t in range(T)],
+        chi2,
+        z,
+        [[np.stack([last[i][it][t] for i in range(m)]) for t in range(T)] for it in range(n_iter)],
+    )
+
+
+def _impute_step(
     X: np.ndarray,
-    y: np.ndarray,
+    y_obs: np.ndarray,
     miss: np.ndarray,
     method: ImputeMethod,
     donors: int,
-    rng: np.random.Generator,
+    chi2: np.ndarray,
+    z: np.ndarray,
+    last: np.ndarray,
 ) -> np.ndarray:
-    obs = ~miss
-    beta, beta_star, sigma = _draw_regression(X[obs], y[obs], rng)
-    pred_mis = X[miss] @ beta_star
+    """One variable in all m chains: Bayesian regression draw, then PMM or normal draw.
+
+    ``X`` is (m, n, p); ``beta_hat``, ``sigma* = sqrt(RSS / chi2(n_obs - p))`` and
+    ``beta* = beta_hat + sigma* chol((X'X)^-1) z`` as van Buuren's algorithm 3.1 (tiny ridge
+    for stability); returns the (m, n_miss) imputed values.
+    """
+    Xo, Xm = X[:, ~miss], X[:, miss]
+    XoT = np.swapaxes(Xo, 1, 2)
+    xtx = XoT @ Xo
+    diag = np.diagonal(xtx, axis1=1, axis2=2)
+    xtx_inv = np.linalg.inv(xtx + 1e-5 * (np.maximum(diag, 1e-8)[:, :, None] * np.eye(X.shape[2])))
+    beta = ((xtx_inv @ XoT) @ y_obs[:, None])[:, :, 0]
+    pred_obs = (Xo @ beta[:, :, None])[:, :, 0]
+    sigma = np.sqrt(np.sum((y_obs - pred_obs) ** 2, axis=1) / chi2)
+    chol = np.linalg.cholesky((xtx_inv + np.swapaxes(xtx_inv, 1, 2)) / 2)
+    beta_star = beta + sigma[:, None] * (chol @ z[:, :, None])[:, :, 0]
+    pred_mis = (Xm @ beta_star[:, :, None])[:, :, 0]
     if method == "norm":
-        drawn: np.ndarray = pred_mis + sigma * rng.standard_normal(miss.sum())
+        drawn: np.ndarray = pred_mis + sigma[:, None] * last
         return drawn
-    pred_obs = X[obs] @ beta
-    y_obs = y[obs]
-    k = min(donors, obs.sum())
-    dist = np.abs(pred_obs[None, :] - pred_mis[:, None])
-    nearest = np.argpartition(dist, k - 1, axis=1)[:, :k]
-    pick = nearest[np.arange(len(pred_mis)), rng.integers(0, k, size=len(pred_mis))]
+    k = min(donors, len(y_obs))
+    dist = np.abs(pred_obs[:, None, :] - pred_mis[:, :, None])
+    nearest = np.argpartition(dist, k - 1, axis=2)[:, :, :k]
+    pick = np.take_along_axis(nearest, last[:, :, None], axis=2)[:, :, 0]
     donated: np.ndarray = y_obs[pick]
     return donated
+
+
+def _mice_arrays(
+    values: np.ndarray,
+    fixed: np.ndarray,
+    targets: list[int],
+    rng: np.random.Generator,
+    m: int,
+    n_iter: int,
+    method: ImputeMethod,
+    donors: int,
+    on_progress: ProgressCallback | None,
+) -> np.ndarray:
+    """The m completed copies of ``values`` (n x v), imputed together: (m, n, v)."""
+    n, v = values.shape
+    miss = np.isnan(values)
+    p = v + fixed.shape[1]  # intercept, the other v - 1 variables, fixed predictors
+    observed = [values[~miss[:, j], j] for j in targets]
+    draws = _draw_all(rng, observed, [int(miss[:, j].sum()) for j in targets], p, m, n_iter, method, donors)
+    cur = np.repeat(values[None], m, axis=0)
+    for t, j in enumerate(targets):
+        cur[:, miss[:, j], j] = draws.start[t]
+    design = np.concatenate([np.ones((m, n, 1)), cur, np.repeat(fixed[None], m, axis=0)], axis=2)
+    for it in range(n_iter):
+        for t, j in enumerate(targets):
+            cols = [c for c in range(p + 1) if c != j + 1]  # intercept, others, fixed
+            imputed = _impute_step(
+                design[:, :, cols],
+                observed[t],
+                miss[:, j],
+                method,
+                donors,
+                draws.chi2[:, it, t],
+                draws.z[:, it, t],
+                draws.last[it][t],
+            )
+            cur[:, miss[:, j], j] = imputed
+            design[:, miss[:, j], j + 1] = imputed
+        if on_progress is not None:
+            on_progress("multiple imputation", it + 1, n_iter)
+    return cur
+
+
+def _prepare(data: pd.DataFrame, columns: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Numeric columns (to impute), their values and the fixed (categorical) predictors."""
+    require_columns(data, columns, context="mice_impute")
+    numeric = [
+        c
+        for c in columns
+        if pd.api.types.is_numeric_dtype(data[c]) and not pd.api.types.is_bool_dtype(data[c])
+    ]
+    other = [c for c in columns if c not in numeric]
+    for c in other:
+        if data[c].isna().any():
+            raise AnalysisDataError(
+                f"mice_impute: only numeric columns can be imputed; categorical column {c!r} has "
+                f"{int(data[c].isna().sum())} missing value(s)."
+            )
+    values = np.column_stack([require_numeric(data, c, context="mice_impute") for c in numeric])
+    fixed = (
+        design_columns(data, other, context="mice_impute").to_numpy(float)
+        if other
+        else np.zeros((len(data), 0))
+    )
+    return numeric, values, fixed
+
+
+def _impute(
+    data: pd.DataFrame,
+    columns: Sequence[str],
+    rng: np.random.Generator,
+    m: int,
+    n_iter: int,
+    method: ImputeMethod,
+    donors: int,
+    on_progress: ProgressCallback | None,
+) -> tuple[list[str], np.ndarray]:
+    if m < 2:
+        raise AnalysisDataError(f"m must be at least 2 imputations; got {m!r}.")
+    if method not in ("pmm", "norm"):
+        raise AnalysisDataError(f"method must be 'pmm' or 'norm'; got {method!r}.")
+    numeric, values, fixed = _prepare(data, columns)
+    miss = np.isnan(values)
+    targets = [j for j in range(len(numeric)) if miss[:, j].any()]
+    for j in targets:
+        if (~miss[:, j]).sum() < 3:
+            raise AnalysisDataError(f"mice_impute: column {numeric[j]!r} has fewer than 3 observed values.")
+    cur = _mice_arrays(values, fixed, targets, rng, m, n_iter, method, donors, on_progress)
+    return numeric, cur
 
 
 def mice_impute(
@@ -111,52 +250,16 @@ def mice_impute(
     donors : int
         Donor pool size for PMM (mice's default 5).
     on_progress : callable, optional
-        ``on_progress(task, done, total)`` after each imputed data set.
+        ``on_progress(task, done, total)`` after each chained-equation cycle (the m sets are
+        imputed together).
     """
-    if m < 2:
-        raise AnalysisDataError(f"m must be at least 2 imputations; got {m!r}.")
-    if method not in ("pmm", "norm"):
-        raise AnalysisDataError(f"method must be 'pmm' or 'norm'; got {method!r}.")
-    require_columns(data, columns, context="mice_impute")
-    numeric = [
-        c
-        for c in columns
-        if pd.api.types.is_numeric_dtype(data[c]) and not pd.api.types.is_bool_dtype(data[c])
-    ]
-    other = [c for c in columns if c not in numeric]
-    for c in other:
-        if data[c].isna().any():
-            raise AnalysisDataError(
-                f"mice_impute: only numeric columns can be imputed; categorical column {c!r} has "
-                f"{int(data[c].isna().sum())} missing value(s)."
-            )
-    values = np.column_stack([require_numeric(data, c, context="mice_impute") for c in numeric])
-    fixed = (
-        design_columns(data, other, context="mice_impute").to_numpy(float)
-        if other
-        else np.zeros((len(data), 0))
-    )
-    miss = np.isnan(values)
-    targets = [j for j in range(len(numeric)) if miss[:, j].any()]
-    for j in targets:
-        if (~miss[:, j]).sum() < 3:
-            raise AnalysisDataError(f"mice_impute: column {numeric[j]!r} has fewer than 3 observed values.")
+    numeric, cur = _impute(data, columns, rng, m, n_iter, method, donors, on_progress)
     out = []
     for i in range(m):
-        cur = values.copy()
-        for j in targets:
-            obs = cur[~miss[:, j], j]
-            cur[miss[:, j], j] = rng.choice(obs, size=miss[:, j].sum())
-        for _ in range(n_iter):
-            for j in targets:
-                X = np.column_stack([np.ones(len(cur)), np.delete(cur, j, axis=1), fixed])
-                cur[miss[:, j], j] = _impute_column(X, cur[:, j], miss[:, j], method, donors, rng)
         done = data.copy()
         for j, c in enumerate(numeric):
-            done[c] = cur[:, j]
+            done[c] = cur[i, :, j]
         out.append(done)
-        if on_progress is not None:
-            on_progress("multiple imputation", i + 1, m)
     return out
 
 
@@ -204,6 +307,52 @@ def rubin_pool(
     )
 
 
+def _designs(
+    work: pd.DataFrame,
+    numeric: list[str],
+    cur: np.ndarray,
+    outcome: str,
+    baseline: str,
+    arm: str,
+    reference: object,
+    covariates: tuple[str, ...],
+) -> tuple[np.ndarray, np.ndarray, list[str], list[object]]:
+    """ANCOVA responses (m, n) and designs (m, n, p) of the m completed sets.
+
+    The design is built (and checked) once by :func:`build_ancova_design` on the first set;
+    the imputed numeric columns (baseline, numeric covariates) are then swapped in per set.
+    """
+    first = work.copy()
+    for j, c in enumerate(numeric):
+        first[c] = cur[0, :, j]
+    y0, X0, levels, used = build_ancova_design(
+        first, outcome=outcome, baseline=baseline, arm=arm, reference=reference, covariates=covariates
+    )
+    rows = work.index.get_indexer(used)
+    X = np.repeat(X0.to_numpy(float)[None], cur.shape[0], axis=0)
+    for k, name in enumerate(X0.columns):
+        if name in numeric:
+            X[:, :, k] = cur[:, rows, numeric.index(name)]
+    y = cur[:, rows, numeric.index(outcome)] if outcome in numeric else np.repeat(y0[None], len(cur), 0)
+    if np.any(np.linalg.matrix_rank(X) < X.shape[2]):
+        raise AnalysisDataError(
+            f"ancova_mi: an imputed design is rank deficient (a covariate is constant or collinear "
+            f"with arm/baseline); columns: {', '.join(X0.columns)}."
+        )
+    return y, X, list(X0.columns), levels
+
+
+def _ols_many(y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """OLS coefficients and their variances for each of the m sets (pseudo-inverse, as
+    statsmodels ``OLS``), and the residual df."""
+    n, p = X.shape[1:]
+    pinv = np.linalg.pinv(X)  # (m, p, n)
+    beta = (pinv @ y[:, :, None])[:, :, 0]
+    resid = y - (X @ beta[:, :, None])[:, :, 0]
+    scale = np.sum(resid**2, axis=1) / (n - p)
+    return beta, scale[:, None] * np.sum(pinv**2, axis=2), float(n - p)
+
+
 def ancova_mi(
     data: pd.DataFrame,
     *,
@@ -243,19 +392,10 @@ def ancova_mi(
             f"ancova_mi: column {arm!r} (allocated arm) must be complete for an ITT analysis."
         )
     cols = list(dict.fromkeys((outcome, baseline, arm, *covariates, *auxiliary)))
-    sets = mice_impute(
-        work, columns=cols, rng=rng, m=m, n_iter=n_iter, method=method, on_progress=on_progress
-    )
-    est, var, terms, df_com = [], [], [], 0.0
-    for s in sets:
-        y, X, levels, _ = build_ancova_design(
-            s, outcome=outcome, baseline=baseline, arm=arm, reference=reference, covariates=covariates
-        )
-        fit = sm.OLS(y, X.to_numpy()).fit()
-        est.append(np.asarray(fit.params))
-        var.append(np.asarray(fit.bse) ** 2)
-        terms, df_com = list(X.columns), float(fit.df_resid)
-    pooled = rubin_pool(np.array(est), np.array(var), df_complete=df_com, conf_level=level)
+    numeric, cur = _impute(work, cols, rng, m, n_iter, method, 5, on_progress)
+    y, X, terms, levels = _designs(work, numeric, cur, outcome, baseline, arm, reference, covariates)
+    est, var, df_com = _ols_many(y, X)
+    pooled = rubin_pool(est, var, df_complete=df_com, conf_level=level)
     pooled.insert(0, "term", terms)
     k = len(levels)
     rows = pooled.iloc[1:k].reset_index(drop=True)

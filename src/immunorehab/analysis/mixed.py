@@ -4,25 +4,26 @@ Model for subject i at occasion j::
 
     y_ij = x_ij' b + u_0i + u_1i * t_ij + e_ij,   (u_0i, u_1i) ~ N(0, G),  e_ij ~ N(0, s^2)
 
-fitted by REML (default) or ML with statsmodels ``MixedLM``. Inference on the fixed effects
-uses t statistics with Satterthwaite degrees of freedom computed as R's lmerTest does: the
-variance of ``c'b`` as a function of the variance parameters, its gradient, and the inverse
-Hessian of the REML/ML deviance evaluated at the optimum.
+fitted by REML (default) or ML as lme4 does: the deviance profiled over the fixed effects and
+``s^2`` is minimised over the relative covariance factor (``G = s^2 L L'``, ``L`` lower
+triangular with a non-negative diagonal) by bounded L-BFGS-B (scipy) with its analytic
+gradient, from two starts that must agree (Nelder-Mead otherwise), then polished by Newton
+steps (see :mod:`immunorehab.analysis._lmm`). Inference on the fixed effects uses t statistics
+with Satterthwaite degrees of freedom computed as R's lmerTest does: the variance of ``c'b``
+as a function of the variance parameters, its gradient, and the inverse Hessian of the
+REML/ML deviance evaluated at the optimum.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
-from statsmodels.regression.mixed_linear_model import MixedLM
-from statsmodels.tools.sm_exceptions import ConvergenceWarning
+from scipy import stats
 
+from immunorehab.analysis import _lmm
 from immunorehab.analysis._validation import (
     design_columns,
     require_columns,
@@ -35,180 +36,18 @@ from immunorehab.errors import AnalysisDataError, ModelFitError, SingularFitWarn
 __all__ = ["mixed_model"]
 
 _CTX = "mixed_model"
-_OPTIMIZERS: tuple[tuple[str, ...], ...] = (("lbfgs",), ("bfgs",), ("powell", "lbfgs"), ("nm", "lbfgs"))
 
 
-@dataclass(frozen=True, slots=True)
-class _Blocks:
-    """Subjects grouped by number of observations, stacked for batched linear algebra."""
-
-    X: tuple[np.ndarray, ...]  # (g, n_i, p)
-    Z: tuple[np.ndarray, ...]  # (g, n_i, q)
-    y: tuple[np.ndarray, ...]  # (g, n_i)
-
-
-def _blocks(y: np.ndarray, X: np.ndarray, Z: np.ndarray, groups: np.ndarray) -> _Blocks:
-    order = np.argsort(groups, kind="stable")
-    g_sorted = groups[order]
-    starts = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
-    sizes = np.diff(np.r_[starts, len(g_sorted)])
-    xs, zs, ys = [], [], []
-    for size in np.unique(sizes):
-        idx = np.concatenate([order[s : s + size] for s in starts[sizes == size]]).reshape(-1, size)
-        xs.append(X[idx])
-        zs.append(Z[idx])
-        ys.append(y[idx])
-    return _Blocks(tuple(xs), tuple(zs), tuple(ys))
-
-
-def _unpack(theta: np.ndarray, q: int) -> tuple[np.ndarray, float]:
-    G = np.zeros((q, q))
-    G[np.tril_indices(q)] = theta[:-1]
-    G = G + np.tril(G, -1).T
-    return G, float(theta[-1])
-
-
-def _pieces(theta: np.ndarray, b: _Blocks) -> tuple[float, np.ndarray, np.ndarray, list[np.ndarray]]:
-    """log|V| summed, X'V^-1X, X'V^-1y and the per-block V^-1."""
-    q = b.Z[0].shape[2]
-    G, s2 = _unpack(theta, q)
-    logdet, xvx, xvy, vinv = 0.0, 0.0, 0.0, []
-    for X, Z, y in zip(b.X, b.Z, b.y, strict=True):
-        V = Z @ G @ np.swapaxes(Z, 1, 2) + s2 * np.eye(Z.shape[1])
-        sign, ld = np.linalg.slogdet(V)
-        if np.any(sign <= 0):
-            raise np.linalg.LinAlgError("V not positive definite")
-        Vi = np.linalg.inv(V)
-        logdet += float(ld.sum())
-        XtVi = np.swapaxes(X, 1, 2) @ Vi
-        xvx = xvx + (XtVi @ X).sum(axis=0)
-        xvy = xvy + np.einsum("gpn,gn->p", XtVi, y)
-        vinv.append(Vi)
-    return logdet, np.asarray(xvx), np.asarray(xvy), vinv
-
-
-def _deviance(theta: np.ndarray, b: _Blocks, reml: bool) -> float:
-    """-2 log-likelihood (REML or ML) without the 2*pi constant."""
-    try:
-        logdet, xvx, xvy, vinv = _pieces(theta, b)
-    except np.linalg.LinAlgError:
-        return np.inf
-    beta = np.linalg.solve(xvx, xvy)
-    quad = 0.0
-    for X, y, Vi in zip(b.X, b.y, vinv, strict=True):
-        r = y - X @ beta
-        quad += float(np.einsum("gn,gnm,gm->", r, Vi, r))
-    dev = logdet + quad
-    if reml:
-        dev += float(np.linalg.slogdet(xvx)[1])
-    return dev
-
-
-def _hessian(fun: Callable[[np.ndarray], float], x: np.ndarray) -> np.ndarray:
-    """Hessian by central differences with one Richardson extrapolation step (as numDeriv)."""
-
-    def central(h: np.ndarray) -> np.ndarray:
-        k = len(x)
-        H = np.empty((k, k))
-        f0 = fun(x)
-        for i in range(k):
-            ei = np.zeros(k)
-            ei[i] = h[i]
-            H[i, i] = (fun(x + ei) - 2 * f0 + fun(x - ei)) / h[i] ** 2
-            for j in range(i):
-                ej = np.zeros(k)
-                ej[j] = h[j]
-                val = fun(x + ei + ej) - fun(x + ei - ej) - fun(x - ei + ej) + fun(x - ei - ej)
-                H[i, j] = H[j, i] = val / (4 * h[i] * h[j])
-        return H
-
-    h = 1e-2 * np.maximum(np.abs(x), 1e-3)
-    out: np.ndarray = (4 * central(h / 2) - central(h)) / 3
-    return out
-
-
-def _polish(theta: np.ndarray, b: _Blocks, reml: bool) -> np.ndarray:
-    """Refine the optimiser's variance parameters on the exact deviance (Nelder-Mead, tight).
-
-    The deviance is flat near its minimum, so optimisers stop where the fixed effects agree
-    but the Satterthwaite df (which depend on the curvature at the optimum) are still off in
-    the 4th digit; lme4 converges further, and so do we here.
-    """
-    q = b.Z[0].shape[2]
-    f0 = _deviance(theta, b, reml)
-    scale = np.maximum(np.abs(theta), 1e-8)
-
-    def f(z: np.ndarray) -> float:
-        G, s2 = _unpack(z * scale, q)
-        if s2 <= 0 or np.any(np.linalg.eigvalsh(G) < 0):
-            return np.inf
-        return _deviance(z * scale, b, reml)
-
-    res = optimize.minimize(
-        f,
-        np.ones_like(theta),
-        method="Nelder-Mead",
-        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000},
-    )
-    return res.x * scale if np.isfinite(res.fun) and res.fun <= f0 else theta
-
-
-def _satterthwaite(theta: np.ndarray, b: _Blocks, reml: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Covariance of the fixed effects and Satterthwaite df for each coefficient."""
-    q = b.Z[0].shape[2]
-    _, xvx, _, vinv = _pieces(theta, b)
-    phi = np.linalg.inv(xvx)
-    k = len(theta)
-    dphi = []
-    for r in range(k):
-        e = np.zeros(k)
-        e[r] = 1.0
-        dG, ds2 = _unpack(e, q)
-        acc = 0.0
-        for X, Z, Vi in zip(b.X, b.Z, vinv, strict=True):
-            dV = Z @ dG @ np.swapaxes(Z, 1, 2) + ds2 * np.eye(Z.shape[1])
-            XtVi = np.swapaxes(X, 1, 2) @ Vi
-            acc = acc + (XtVi @ dV @ np.swapaxes(XtVi, 1, 2)).sum(axis=0)
-        dphi.append(phi @ acc @ phi)  # d Phi / d theta_r
-    H = _hessian(lambda t: _deviance(t, b, reml), theta)
-    A = 2.0 * np.linalg.inv(H)
-    df = np.empty(phi.shape[0])
-    for j in range(phi.shape[0]):
-        g = np.array([d[j, j] for d in dphi])
-        df[j] = 2.0 * phi[j, j] ** 2 / float(g @ A @ g)
-    return phi, df
-
-
-def _fit_statsmodels(model: MixedLM, reml: bool) -> tuple[Any, str, list[str]]:
-    """Try optimizers in turn; keep the best converged fit without convergence warnings."""
-    best: tuple[float, Any, str, list[str]] | None = None
-    for methods in _OPTIMIZERS:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                res = model.fit(reml=reml, method=list(methods))
-            except (np.linalg.LinAlgError, ValueError):
-                continue
-        messages = [str(w.message) for w in caught]
-        if any(
-            issubclass(w.category, ConvergenceWarning) and "boundary" not in str(w.message) for w in caught
-        ):
-            if not getattr(res, "converged", False):
-                continue
-        if not getattr(res, "converged", False) or not np.isfinite(res.llf):
-            continue
-        if best is not None and abs(res.llf - best[0]) < 1e-6:
-            break  # two optimizers agree on the optimum
-        if best is None or res.llf > best[0] + 1e-8:
-            best = (float(res.llf), res, "+".join(methods), messages)
-    if best is None:
+def _fit(cross: _lmm.Cross, reml: bool) -> tuple[np.ndarray, str]:
+    found = _lmm.fit_theta(cross, reml)
+    if found is None:
         raise ModelFitError(
-            f"{_CTX}: the mixed model did not converge with any optimizer "
-            f"({', '.join('+'.join(m) for m in _OPTIMIZERS)}). "
+            f"{_CTX}: the mixed model did not converge (profiled {'REML' if reml else 'ML'} deviance, "
+            "L-BFGS-B from two starts and Nelder-Mead). "
             "Try: 1) random_slope=False; 2) rescale time (e.g. weeks instead of days); "
             "3) check that subjects have at least two observations."
         )
-    return best[1], best[2], best[3]
+    return found
 
 
 def mixed_model(
@@ -268,29 +107,37 @@ def mixed_model(
     n_groups = int(groups.max()) + 1 if len(groups) else 0
     if n_groups < 3:
         raise AnalysisDataError(f"{_CTX}: need at least 3 subjects with data, found {n_groups}.")
-    X = X_df.to_numpy()
-    Z = X[:, :2] if random_slope else X[:, :1]
-    model = MixedLM(y, X, groups=groups, exog_re=Z)
-    res, optimizer, messages = _fit_statsmodels(model, reml)
-    q = Z.shape[1]
-    G = np.asarray(res.cov_re)
-    s2 = float(res.scale)
-    blocks = _blocks(y, X, Z, groups)
-    theta = _polish(np.r_[G[np.tril_indices(q)], s2], blocks, reml)
-    G, s2 = _unpack(theta, q)
-    phi, df = _satterthwaite(theta, blocks, reml)
-    _, xvx, xvy, _ = _pieces(theta, blocks)
-    table = _fixed_table(list(X_df.columns), np.linalg.solve(xvx, xvy), phi, df, level)
+    X = X_df.to_numpy(dtype=float)
+    q = 2 if random_slope else 1
+    cross = _lmm.cross_products(y, X, X[:, :q], groups)
+    try:
+        theta, optimizer = _fit(cross, reml)
+        dev, beta_int, s2 = _lmm.profiled_fit(theta, cross, reml)
+        L = _lmm.lower(theta, q)
+        G_int = s2 * (L @ L.T)  # internal (rescaled time) units
+        tau = np.r_[G_int[np.tril_indices(q)], s2]
+        phi_int, df = _lmm.satterthwaite(tau, cross, reml)
+    except np.linalg.LinAlgError as exc:
+        raise ModelFitError(
+            f"{_CTX}: the fixed-effects design is singular ({exc}); columns: {', '.join(X_df.columns)}."
+        ) from exc
+    beta = beta_int / cross.x_scale
+    phi = phi_int / np.outer(cross.x_scale, cross.x_scale)
+    G = G_int / np.outer(cross.z_scale, cross.z_scale)
+    table = _fixed_table(list(X_df.columns), beta, phi, df, level)
     re = _random_table(G, [str(c) for c in X_df.columns[:q]], subject)
-    if any("singular" in m or "boundary" in m for m in messages) or np.any(np.diag(G) < 1e-8 * s2):
+    # lme4's isSingular: a diagonal entry of the relative covariance factor below 1e-4 (here
+    # with time rescaled to root mean square 1, so the check does not depend on its unit)
+    if np.any(np.diag(L) < _lmm.SINGULAR_TOL):
         warnings.warn(
             f"{_CTX}: boundary (singular) fit: a random-effect variance is ~0 or the correlation is +/-1; "
             "consider random_slope=False.",
             SingularFitWarning,
             stacklevel=2,
         )
-    llf = float(res.llf)
-    n_par = X.shape[1] + len(theta)
+    # the deviance is on the rescaled X; REML's log|X'V^-1 X| term is not scale-free
+    llf = -0.5 * (dev + (2.0 * float(np.sum(np.log(cross.x_scale))) if reml else 0.0))
+    n_par = X.shape[1] + len(tau)
     return MixedModelResult(
         table=table,
         random_effects=re,
