@@ -45,6 +45,8 @@ __all__ = ["ancova_mi", "completers_ancova", "mice_impute", "rubin_pool"]
 
 ImputeMethod = Literal["pmm", "norm"]
 ProgressCallback = Callable[[str, int, int], None]
+#: Largest PMM distance array (elements) built at once: 4M float64 = 32 MB.
+_DIST_BUDGET = 1 << 22
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +126,24 @@ def _impute_step(
     if method == "norm":
         drawn: np.ndarray = pred_mis + sigma[:, None] * last
         return drawn
-    k = min(donors, len(y_obs))
-    dist = np.abs(pred_obs[:, None, :] - pred_mis[:, :, None])
-    nearest = np.argpartition(dist, k - 1, axis=2)[:, :, :k]
-    pick = np.take_along_axis(nearest, last[:, :, None], axis=2)[:, :, 0]
-    donated: np.ndarray = y_obs[pick]
+    donated: np.ndarray = y_obs[_donors(pred_obs, pred_mis, last, min(donors, len(y_obs)))]
     return donated
+
+
+def _donors(pred_obs: np.ndarray, pred_mis: np.ndarray, choice: np.ndarray, k: int) -> np.ndarray:
+    """Index of the donor for each missing value: entry ``choice`` of its ``k`` nearest
+    predicted means (in :func:`numpy.argpartition` order, as the set-by-set algorithm).
+
+    The (sets x missing x observed) distance array is built a few sets at a time (<= 32 MB).
+    """
+    m, n_mis = pred_mis.shape
+    step = max(1, _DIST_BUDGET // max(n_mis * pred_obs.shape[1], 1))
+    pick = np.empty((m, n_mis), dtype=np.intp)
+    for a in range(0, m, step):
+        dist = np.abs(pred_obs[a : a + step, None, :] - pred_mis[a : a + step, :, None])
+        nearest = np.argpartition(dist, k - 1, axis=2)[:, :, :k]
+        pick[a : a + step] = np.take_along_axis(nearest, choice[a : a + step, :, None], axis=2)[:, :, 0]
+    return pick
 
 
 def _mice_arrays(

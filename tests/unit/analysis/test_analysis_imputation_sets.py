@@ -98,3 +98,14 @@ def test_ancova_mi_pools_statsmodels_ols_of_each_set() -> None:
     for col in ("estimate", "se", "df", "p_value"):
         np.testing.assert_allclose(pooled.table[col], ref[col], rtol=1e-10)
     assert list(pooled.table.term) == ["Intercept", "arm[EX]", "base", "site[b]", "site[c]"]
+
+
+def test_donor_search_in_chunks_gives_the_same_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from immunorehab.analysis import imputation
+
+    df = _data(6)
+    whole = mice_impute(df, columns=["y", "base", "arm"], rng=np.random.default_rng(2), m=4, n_iter=2)
+    monkeypatch.setattr(imputation, "_DIST_BUDGET", 1)  # one set at a time
+    chunked = mice_impute(df, columns=["y", "base", "arm"], rng=np.random.default_rng(2), m=4, n_iter=2)
+    for a, b in zip(whole, chunked, strict=True):
+        pd.testing.assert_frame_equal(a, b)
