@@ -79,10 +79,10 @@ class Build:
         if self.on_progress is not None:
             self.on_progress(task, done, total)
 
-    def enrol(self, *, site_days: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> list[str]:
+    def enrol(self, *, adjust: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> list[str]:
         """Screen ``participants + screen_failures`` people and import them from a CSV file.
 
-        ``site_days`` may adjust each record (e.g. the cohort's days since infection). Returns the
+        ``adjust`` may adjust each record (e.g. the cohort's days since infection). Returns the
         ids of the eligible participants in consent order; covariates go to :attr:`people`.
         """
         preset, rng = self.preset, self.rng("participants")
@@ -97,8 +97,8 @@ class Build:
         )
         failing = set(rng.choice(total, size=preset.screen_failures, replace=False).tolist())
         for i, person in enumerate(people):
-            if site_days is not None:
-                person.update(site_days(person))
+            if adjust is not None:
+                person.update(adjust(person))
             if i in failing:  # not hospitalised, or too soon after the infection (NICE NG188)
                 if rng.random() < 0.5:
                     person["hospitalised"] = False

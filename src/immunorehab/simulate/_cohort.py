@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -37,7 +38,9 @@ MONTH_DAYS = 30.44
 NORMAL_BELOW = {"IL-6": 3.53, "TNF-a": 4.53, "IL-1b": 3.90}
 
 
-def _acute_admission(rng: np.random.Generator) -> Any:
+def _acute_admission(rng: np.random.Generator) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Enrolment during the acute admission: 3-14 days after the infection, 0-2 vaccine doses (2021)."""
+
     def adjust(person: dict[str, Any]) -> dict[str, Any]:
         return {
             "days_since_infection": int(rng.integers(3, 15)),
@@ -137,7 +140,7 @@ def _summary(build: Build, latents: dict[str, CohortLatent]) -> dict[str, Any]:
 
 def simulate_cohort(build: Build) -> None:
     """Build the seed cohort into ``build``'s store; truths into ``build``'s tables and summary."""
-    eligible = build.enrol(site_days=_acute_admission(build.rng("participants")))
+    eligible = build.enrol(adjust=_acute_admission(build.rng("participants")))
     people = [build.people[pid] for pid in eligible]
     latents = dict(
         zip(

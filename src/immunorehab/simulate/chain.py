@@ -79,6 +79,20 @@ def _reports(
     return paths, pages
 
 
+def _against_truth(sim: SimulatedStudy, analysis: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Trial: effects vs truth (empty cohort dict); cohort: the cohort answers (empty effects)."""
+    if sim.truth["design"] == "trial":
+        return effect_recovery(analysis.results, pd.read_csv(sim.out / "truth_effects.csv")), {}
+    cohort = cohort_recovery(
+        analysis.descriptives,
+        analysis.cohort.get("prevalence", pd.DataFrame()),
+        analysis.cohort.get("km_summary"),
+        sim.truth,
+        cox=analysis.cohort.get("cox"),
+    )
+    return pd.DataFrame(), cohort
+
+
 def run_chain(
     name: str,
     out: str | Path,
@@ -126,17 +140,7 @@ def run_chain(
         gating = gating_recovery(stored_gates(store, by="stats1", gates=gates), truth_fcs)
     finally:
         store.dispose()
-    effects, cohort = pd.DataFrame(), {}
-    if sim.truth["design"] == "trial":
-        effects = effect_recovery(analysis.results, pd.read_csv(sim.out / "truth_effects.csv"))
-    else:
-        cohort = cohort_recovery(
-            analysis.descriptives,
-            analysis.cohort.get("prevalence", pd.DataFrame()),
-            analysis.cohort.get("km_summary"),
-            sim.truth,
-            cox=analysis.cohort.get("cox"),
-        )
+    effects, cohort = _against_truth(sim, analysis)
     seconds["total"] = time.perf_counter() - start
     return ChainResult(
         study=sim,

@@ -34,7 +34,7 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,6 +46,9 @@ from immunorehab.simulate._trial import simulate_trial
 from immunorehab.simulate.presets import StudyPreset, TrialEffects, preset
 from immunorehab.study.protocol import Protocol, load_protocol
 from immunorehab.study.service import add_user, create_study
+
+if TYPE_CHECKING:
+    from immunorehab.cytometry.batch import BatchReport
 
 __all__ = ["SimulatedStudy", "data_cutoff", "load_truth", "simulate_study"]
 
@@ -171,13 +174,8 @@ def simulate_study(
         Unknown preset, ``out`` not usable, fewer than 1000 events per file or 8 participants.
     """
     start = time.perf_counter()
-    spec = preset(name)
-    if events_per_file is not None and events_per_file < 1_000:
-        raise SimulationError(f"events per file must be at least 1000, got {events_per_file}")
-    if participants is not None:
-        if participants < 8:
-            raise SimulationError(f"a simulated study needs at least 8 participants, got {participants}")
-        spec = replace(spec, participants=participants)
+    spec = _checked_preset(name, events_per_file, participants)
+    events = events_per_file or spec.events_per_file
     out = Path(out).resolve()
     _prepare(out, overwrite)
     protocol = load_protocol(spec.protocol_path())
@@ -196,17 +194,7 @@ def simulate_study(
             simulate_trial(build, trial_effects)
         else:
             simulate_cohort(build)
-        manifest = write_fcs_files(build, build.draws, events_per_file or spec.events_per_file)
-        report = gate_files(build, manifest, workers)
-        build.summary["cytometry"] = {
-            "files": len(build.draws),
-            "gated": report.count("gated"),
-            "failed": report.count("failed"),
-            "qc_flags": report.flag_counts(),
-        }
-        build.summary["cytokines"] = run_plates(
-            build, build.draws, "TRIAL" if spec.design == "trial" else "COHORT"
-        )
+        report = _labwork(build, events, workers)
         header = {
             "generator": GENERATOR,
             "preset": spec.name,
@@ -215,7 +203,7 @@ def simulate_study(
             "today": build.today,
             "protocol": {"file": spec.protocol_file, "sha256": info.protocol_sha256, "study": info.slug},
             "participants": spec.participants,
-            "events_per_file": events_per_file or spec.events_per_file,
+            "events_per_file": events,
             "effects": trial_effects.as_dict() if spec.design == "trial" else None,
         }
         truth_path = build.write_truth(header)
@@ -236,6 +224,32 @@ def simulate_study(
         plates=int(build.summary["cytokines"]["plates"]),
         seconds=time.perf_counter() - start,
     )
+
+
+def _checked_preset(name: str, events_per_file: int | None, participants: int | None) -> StudyPreset:
+    spec = preset(name)
+    if events_per_file is not None and events_per_file < 1_000:
+        raise SimulationError(f"events per file must be at least 1000, got {events_per_file}")
+    if participants is not None:
+        if participants < 8:
+            raise SimulationError(f"a simulated study needs at least 8 participants, got {participants}")
+        spec = replace(spec, participants=participants)
+    return spec
+
+
+def _labwork(build: Build, events_per_file: int, workers: int) -> BatchReport:
+    """FCS files gated in a batch, then cytokine plates; summaries into the truth."""
+    manifest = write_fcs_files(build, build.draws, events_per_file)
+    report = gate_files(build, manifest, workers)
+    build.summary["cytometry"] = {
+        "files": len(build.draws),
+        "gated": report.count("gated"),
+        "failed": report.count("failed"),
+        "qc_flags": report.flag_counts(),
+    }
+    prefix = "TRIAL" if build.preset.design == "trial" else "COHORT"
+    build.summary["cytokines"] = run_plates(build, build.draws, prefix)
+    return report
 
 
 def load_truth(folder: str | Path) -> dict[str, Any]:

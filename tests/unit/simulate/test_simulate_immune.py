@@ -64,5 +64,7 @@ def test_naive_cells_fall_with_age_and_cmv_expands_cd8_temra() -> None:
 def test_within_person_variation_is_the_cv_asked_for() -> None:
     (state,) = _states(1)
     rng = np.random.default_rng(9)
-    logs = [math.log(state.jittered(rng, 0.08).count("cd4_naive") / state.count("cd4_naive")) for _ in range(4000)]
+    logs = [
+        math.log(state.jittered(rng, 0.08).count("cd4_naive") / state.count("cd4_naive")) for _ in range(4000)
+    ]
     assert np.std(logs) == pytest.approx(0.08, rel=0.05)
