@@ -139,8 +139,11 @@ def _donors(pred_obs: np.ndarray, pred_mis: np.ndarray, choice: np.ndarray, k: i
     m, n_mis = pred_mis.shape
     step = max(1, _DIST_BUDGET // max(n_mis * pred_obs.shape[1], 1))
     pick = np.empty((m, n_mis), dtype=np.intp)
+    buffer = np.empty((min(step, m), n_mis, pred_obs.shape[1]))
     for a in range(0, m, step):
-        dist = np.abs(pred_obs[a : a + step, None, :] - pred_mis[a : a + step, :, None])
+        dist = buffer[: min(step, m - a)]
+        np.subtract(pred_obs[a : a + step, None, :], pred_mis[a : a + step, :, None], out=dist)
+        np.abs(dist, out=dist)
         nearest = np.argpartition(dist, k - 1, axis=2)[:, :, :k]
         pick[a : a + step] = np.take_along_axis(nearest, choice[a : a + step, :, None], axis=2)[:, :, 0]
     return pick

@@ -6,9 +6,13 @@ Model for subject i at occasion j::
 
 fitted by REML (default) or ML as lme4 does: the deviance profiled over the fixed effects and
 ``s^2`` is minimised over the relative covariance factor (``G = s^2 L L'``, ``L`` lower
-triangular with a non-negative diagonal) by bounded L-BFGS-B (scipy) with its analytic
-gradient, from two starts that must agree (Nelder-Mead otherwise), then polished by Newton
-steps (see :mod:`immunorehab.analysis._lmm`). Inference on the fixed effects uses t statistics
+triangular) by BFGS (scipy) with its analytic gradient from two starts that must agree
+(Nelder-Mead otherwise), polished by Newton steps; a zero variance is accepted only if the
+deviance does not fall away from it (see :mod:`immunorehab.analysis._lmm`). The fit is
+computed from per-subject cross-products, so it costs milliseconds for a cohort of ~100
+participants. A fit is reported as singular (:class:`SingularFitWarning`) by lme4's
+``isSingular`` rule: a diagonal entry of L below 1e-4, with time rescaled to root mean square 1
+so that the verdict does not depend on the unit of time. Inference on the fixed effects uses t statistics
 with Satterthwaite degrees of freedom computed as R's lmerTest does: the variance of ``c'b``
 as a function of the variance parameters, its gradient, and the inverse Hessian of the
 REML/ML deviance evaluated at the optimum.
@@ -43,7 +47,7 @@ def _fit(cross: _lmm.Cross, reml: bool) -> tuple[np.ndarray, str]:
     if found is None:
         raise ModelFitError(
             f"{_CTX}: the mixed model did not converge (profiled {'REML' if reml else 'ML'} deviance, "
-            "L-BFGS-B from two starts and Nelder-Mead). "
+            "BFGS from two starts and Nelder-Mead). "
             "Try: 1) random_slope=False; 2) rescale time (e.g. weeks instead of days); "
             "3) check that subjects have at least two observations."
         )
