@@ -54,6 +54,23 @@ def _fit(cross: _lmm.Cross, reml: bool) -> tuple[np.ndarray, str]:
     return found
 
 
+def _data(
+    data: pd.DataFrame, outcome: str, time: str, subject: str, covariates: tuple[str, ...]
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Fixed-effects design (complete rows), response and subject codes 0..g-1."""
+    require_columns(data, (outcome, time, subject, *covariates), context=_CTX)
+    y_all = require_numeric(data, outcome, context=_CTX)
+    t_all = require_numeric(data, time, context=_CTX)
+    cov = design_columns(data, covariates, context=_CTX)
+    X_df = pd.concat([pd.DataFrame({"(Intercept)": 1.0, time: t_all}, index=data.index), cov], axis=1)
+    keep = np.isfinite(y_all) & X_df.notna().all(axis=1).to_numpy() & data[subject].notna().to_numpy()
+    groups = pd.factorize(data.loc[keep, subject])[0]
+    n_groups = int(groups.max()) + 1 if len(groups) else 0
+    if n_groups < 3:
+        raise AnalysisDataError(f"{_CTX}: need at least 3 subjects with data, found {n_groups}.")
+    return X_df.loc[keep], y_all[keep], groups
+
+
 def mixed_model(
     data: pd.DataFrame,
     *,
@@ -98,19 +115,8 @@ def mixed_model(
         No optimizer reached a converged optimum.
     """
     level = require_probability(conf_level, "conf_level")
-    covariates = tuple(covariates)
-    require_columns(data, (outcome, time, subject, *covariates), context=_CTX)
-    y_all = require_numeric(data, outcome, context=_CTX)
-    t_all = require_numeric(data, time, context=_CTX)
-    cov = design_columns(data, covariates, context=_CTX)
-    X_df = pd.concat([pd.DataFrame({"(Intercept)": 1.0, time: t_all}, index=data.index), cov], axis=1)
-    keep = np.isfinite(y_all) & X_df.notna().all(axis=1).to_numpy() & data[subject].notna().to_numpy()
-    X_df = X_df.loc[keep]
-    y = y_all[keep]
-    groups = pd.factorize(data.loc[keep, subject])[0]
-    n_groups = int(groups.max()) + 1 if len(groups) else 0
-    if n_groups < 3:
-        raise AnalysisDataError(f"{_CTX}: need at least 3 subjects with data, found {n_groups}.")
+    X_df, y, groups = _data(data, outcome, time, subject, tuple(covariates))
+    n_groups = int(groups.max()) + 1
     X = X_df.to_numpy(dtype=float)
     q = 2 if random_slope else 1
     cross = _lmm.cross_products(y, X, X[:, :q], groups)
