@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from testpaths import PHOSP, TWO_ARM
 from factories import person
 from immunorehab.errors import AlreadyRandomised, EligibilityError, PermissionDenied
 from immunorehab.study.allocation import allocation_balance, randomise, verify_allocations
@@ -20,6 +19,7 @@ from immunorehab.study.participants import add_participant, withdraw_participant
 from immunorehab.study.protocol import load_protocol
 from immunorehab.study.randomisation import ArmSpec, block_sequence
 from immunorehab.study.service import add_user, create_study
+from testpaths import PHOSP, TWO_ARM
 
 
 def _enrol(store, n: int, **overrides) -> list[str]:  # type: ignore[no-untyped-def]

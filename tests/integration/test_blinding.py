@@ -20,13 +20,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from testpaths import PHOSP
 from factories import person
 from immunorehab.cli.main import run
 from immunorehab.study.allocation import randomise
 from immunorehab.study.participants import add_participant, update_participant, withdraw_participant
 from immunorehab.study.protocol import load_protocol
 from immunorehab.study.visits import record_visit
+from testpaths import PHOSP
 
 PROTOCOL = load_protocol(PHOSP)
 ARM_IDS = tuple(a.id for a in PROTOCOL.arms)

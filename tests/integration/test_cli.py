@@ -20,11 +20,11 @@ import pandas as pd
 import pytest
 import typer.main
 
-from testpaths import PHOSP, TWO_ARM
 from factories import person
 from immunorehab.cli.main import app, run
 from immunorehab.errors import DataValidationError, NotFoundError
 from immunorehab.study.participants import list_participants
+from testpaths import PHOSP, TWO_ARM
 
 ARMS = ("face_to_face", "remote", "usual_care")
 ALLOCATED = re.compile(r"^(?P<pid>[A-Z]{3}-\d{4}) allocated to (?P<arm>\w+) \((?P<label>[^)]*)", re.M)

@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from testpaths import PHOSP, ROLE_USERS
 from factories import person
 from immunorehab.cli.main import run
 from immunorehab.simulate.plates import simulate_levels, simulate_plate, write_plate
 from immunorehab.study.participants import add_participant
 from immunorehab.study.service import add_user, create_study
+from testpaths import PHOSP, ROLE_USERS
 
 REPO = Path(__file__).resolve().parents[2]
 PLATES = REPO / "tests" / "data" / "cytokines" / "plates"

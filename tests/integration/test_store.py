@@ -39,8 +39,8 @@ def test_migrations_applied_on_open_and_reopen_is_idempotent(study) -> None:
 
 
 def test_sqlite_has_foreign_keys_and_wal(tmp_path: Path) -> None:
-    from testpaths import PHOSP
     from immunorehab.study.service import create_study
+    from testpaths import PHOSP
 
     store, _ = create_study(f"sqlite:///{tmp_path / 's.db'}", PHOSP, admin="admin")
     with store.engine.connect() as conn:
@@ -61,8 +61,8 @@ def test_unreachable_postgres_is_a_store_error() -> None:
 
 
 def test_second_study_in_same_database_refused(study) -> None:
-    from testpaths import TWO_ARM
     from immunorehab.study.service import create_study
+    from testpaths import TWO_ARM
 
     with pytest.raises(StudyError, match="already holds study 'phosp-r-immune'"):
         create_study(study.url, TWO_ARM, admin="admin2")
@@ -174,8 +174,8 @@ def test_every_write_leaves_an_audit_row_with_who_what_and_why(study) -> None:
 
 
 def _baseline_values() -> dict[str, object]:
-    from testpaths import PHOSP
     from immunorehab.study.protocol import load_protocol
+    from testpaths import PHOSP
 
     visit = load_protocol(PHOSP).visit("baseline")
     values: dict[str, object] = {}

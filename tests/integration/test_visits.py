@@ -85,8 +85,8 @@ def test_recording_in_and_out_of_window(study, pid: str) -> None:
 
 
 def _month3() -> dict[str, object]:
-    from testpaths import PHOSP
     from immunorehab.study.protocol import load_protocol
+    from testpaths import PHOSP
 
     visit = load_protocol(PHOSP).visit("month3")
     return {k: v for k, v in WEEK8.items() if k in {m.id for m in visit.measures}}
