@@ -285,7 +285,11 @@ class PlanRunner(Records):
             self._count_analysed(o, pop, at, fit, [BASELINE, "value", *self.covariates_of(o)])
 
     def _mixed(self, o: Outcome, values: pd.DataFrame) -> None:
-        visits = self._ordered([o.baseline_visit or self.baseline, *o.visits])
+        # A trial's mixed model starts at the plan's baseline visit. A cohort's baseline is usually the
+        # acute phase, where a straight-line trend to 24 months does not hold, so a cohort's model covers
+        # the outcome's own visits unless the outcome names a baseline_visit.
+        start = o.baseline_visit or (self.baseline if self.design == "trial" else None)
+        visits = self._ordered(list(dict.fromkeys([*([start] if start else []), *o.visits])))
         keep = self._keep(o)
         frame = long_frame(values, self.people, baseline=None, visits=visits, keep=keep)
         frame["time"] = frame["visit"].map(self.times)
