@@ -39,7 +39,7 @@ from immunorehab.cli.main import run
 from immunorehab.errors import ReportError
 from immunorehab.report import service
 from immunorehab.report.blinding import visible_text
-from immunorehab.report.outcomes import fmt_estimate
+from immunorehab.report.outcomes import fmt_estimate, outcome_decimals
 from immunorehab.report.service import ReportResult, build_report
 from immunorehab.simulate.plates import simulate_levels
 from immunorehab.study.allocation import allocation_balance
@@ -275,8 +275,11 @@ def test_outcome_table_renders_the_analysis_numbers(built: Built) -> None:
     html = (built.report("stats1").out / "report.html").read_text(encoding="utf-8")
     results = built.analyses[False].results
     assert not results.empty
+    decimals = outcome_decimals(results)
     for _, r in results.iterrows():
-        text = fmt_estimate(r["estimate"], r["ci_low"], r["ci_high"], ratio=r["scale"] == "ratio")
+        ratio = r["scale"] == "ratio"
+        places = decimals.get(r["outcome"])
+        text = fmt_estimate(r["estimate"], r["ci_low"], r["ci_high"], ratio=ratio, decimals=places)
         assert text in html, r["outcome"]
     written = pd.read_csv(built.report("stats1").out / "results.csv")
     pd.testing.assert_frame_equal(written, results.reset_index(drop=True), check_dtype=False)

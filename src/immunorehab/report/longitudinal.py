@@ -15,7 +15,7 @@ import pandas as pd
 
 from immunorehab.report.embed import EmbeddedFigure, embed
 from immunorehab.report.figures import km_figure, prevalence_figure
-from immunorehab.report.outcomes import POPULATIONS, fmt_estimate, fmt_p
+from immunorehab.report.outcomes import POPULATIONS, fmt_estimate, fmt_p, outcome_decimals
 from immunorehab.report.tables import Table, TableRow, fmt_num
 
 __all__ = ["cohort_figures", "cohort_tables", "by_visit_table"]
@@ -35,11 +35,18 @@ def by_visit_table(
 ) -> Table:
     """MMRM contrasts at every visit: outcome, population, visit, contrast, estimate (95% CI), p."""
     rows = []
+    decimals = outcome_decimals(frame)
     for (_, label), part in frame.groupby(["outcome", "label"], sort=False):
         rows.append(TableRow(str(label), ("",) * 5, heading=True))
         for r in part.to_dict(orient="records"):
             ratio = r.get("scale") == "ratio"
-            est = fmt_estimate(float(r["estimate"]), float(r["ci_low"]), float(r["ci_high"]), ratio=ratio)
+            est = fmt_estimate(
+                float(r["estimate"]),
+                float(r["ci_low"]),
+                float(r["ci_high"]),
+                ratio=ratio,
+                decimals=decimals.get(str(r["outcome"])),
+            )
             cells = (
                 POPULATIONS.get(str(r["population"]), str(r["population"])),
                 visit_labels.get(str(r["visit"]), str(r["visit"])),

@@ -23,8 +23,10 @@ __all__ = [
     "arm_labeller",
     "baseline_outcome_rows",
     "descriptives_table",
+    "estimate_decimals",
     "fmt_estimate",
     "fmt_p",
+    "outcome_decimals",
     "outcome_table",
     "significant_digits",
 ]
@@ -66,15 +68,38 @@ def significant_digits(value: float, sig: int = 3) -> int:
     return max(0, min(4, sig - 1 - int(math.floor(math.log10(abs(value))))))
 
 
-def fmt_estimate(estimate: float, low: float, high: float, *, ratio: bool) -> str:
-    """``estimate (low to high)``; differences signed, ratios to 2-3 decimals."""
+def estimate_decimals(estimate: float, low: float, high: float) -> int:
+    """Decimals for a difference and its CI: about 3 significant digits of the CI width."""
+    width = max(abs(high - low), abs(estimate), 1e-12)
+    return significant_digits(width, 2) if width < 1 else significant_digits(width, 3)
+
+
+def fmt_estimate(
+    estimate: float, low: float, high: float, *, ratio: bool, decimals: int | None = None
+) -> str:
+    """``estimate (low to high)``; differences signed, ratios to 2 decimals.
+
+    ``decimals`` fixes the decimals of a difference (a table passes one value per outcome so
+    that its ITT and per-protocol rows read alike); by default they follow the CI width.
+    """
     if not all(math.isfinite(v) for v in (estimate, low, high)):
         return "–"
     if ratio:
         return f"{estimate:.2f} ({low:.2f} to {high:.2f})"
-    width = max(abs(high - low), abs(estimate), 1e-12)
-    d = significant_digits(width, 2) if width < 1 else significant_digits(width, 3)
+    d = estimate_decimals(estimate, low, high) if decimals is None else decimals
     return f"{estimate:+.{d}f} ({low:.{d}f} to {high:.{d}f})"
+
+
+def outcome_decimals(results: pd.DataFrame) -> dict[str, int]:
+    """One number of decimals per outcome: the most any of its rows needs (finite ones)."""
+    out: dict[str, int] = {}
+    for _, r in results.iterrows():
+        values = (float(r["estimate"]), float(r["ci_low"]), float(r["ci_high"]))
+        if not all(math.isfinite(v) for v in values):
+            continue
+        key = str(r["outcome"])
+        out[key] = max(out.get(key, 0), estimate_decimals(*values))
+    return out
 
 
 def fmt_p(p: float | None) -> str:
@@ -122,9 +147,11 @@ def _family_title(family: object, method: object, family_labels: Mapping[str, st
     return f"{name}{adjust}"
 
 
-def _result_cells(r: pd.Series) -> tuple[str, ...]:
+def _result_cells(r: pd.Series, decimals: int | None = None) -> tuple[str, ...]:
     ratio = r["scale"] == "ratio"
-    estimate = fmt_estimate(float(r["estimate"]), float(r["ci_low"]), float(r["ci_high"]), ratio=ratio)
+    estimate = fmt_estimate(
+        float(r["estimate"]), float(r["ci_low"]), float(r["ci_high"]), ratio=ratio, decimals=decimals
+    )
     return (
         POPULATIONS.get(str(r["population"]), str(r["population"])),
         _n_cell(r),
@@ -149,6 +176,7 @@ def outcome_table(
     rows: list[TableRow] = []
     blank = ("",) * 5
     frame = results.copy()
+    decimals = outcome_decimals(frame)
     frame["_role"] = frame["role"].map({r: i for i, r in enumerate(ROLE_ORDER)}).fillna(len(ROLE_ORDER))
     for role in sorted(frame["_role"].unique()):
         part = frame[frame["_role"] == role]
@@ -162,7 +190,8 @@ def outcome_table(
                 if str(contrast):
                     rows.append(TableRow(contrast_label(str(contrast)), blank, indent=2, heading=True))
                 for _, r in con_part.iterrows():
-                    rows.append(TableRow(str(r["label"]), _result_cells(r), indent=3))
+                    cells = _result_cells(r, decimals.get(str(r["outcome"])))
+                    rows.append(TableRow(str(r["label"]), cells, indent=3))
     note = (
         "Estimates are adjusted mean differences (intervention minus reference) or, for outcomes analysed "
         "on the log scale, geometric-mean ratios (GMR, intervention / reference), with 95% confidence "

@@ -154,8 +154,8 @@ class Outcome(_PlanModel):
     ``visits`` are the follow-up visits (``ancova``: exactly one; ``mmrm``: one or more after
     baseline; ``mixed``: the visits that enter the model, after the plan's baseline visit in a
     trial; in a cohort, whose baseline is often the acute phase, only these visits unless
-    ``baseline_visit`` names one); ``primary_visit`` is the MMRM visit reported in the results (default the last).
-    ``covariates`` default to the plan's covariates.
+    ``baseline_visit`` names one); ``primary_visit`` is the MMRM visit reported in the results
+    (default the last). ``covariates`` default to the plan's covariates.
     """
 
     id: Slug

@@ -14,6 +14,7 @@ from immunorehab.report.outcomes import (
     descriptives_table,
     fmt_estimate,
     fmt_p,
+    outcome_decimals,
     outcome_table,
 )
 from immunorehab.report.tables import Group
@@ -40,6 +41,24 @@ def test_estimates_signed_differences_and_ratios() -> None:
     assert fmt_estimate(-0.123, -0.31, 0.06, ratio=False) == "-0.12 (-0.31 to 0.06)"
     assert fmt_estimate(1.16, 1.01, 1.33, ratio=True) == "1.16 (1.01 to 1.33)"
     assert fmt_estimate(float("nan"), 1.0, 2.0, ratio=True) == "–"
+    assert fmt_estimate(54.0, 1.0, 110.0, ratio=False) == "+54 (1 to 110)"
+    assert fmt_estimate(54.0, 1.0, 110.0, ratio=False, decimals=1) == "+54.0 (1.0 to 110.0)"
+
+
+def test_one_outcome_reads_with_the_same_decimals_in_every_population() -> None:
+    # the seed trial's ISWT rows: ITT CI width 109 m (0 decimals alone), per protocol 97.7 m (1)
+    results = pd.DataFrame(
+        {
+            "outcome": ["iswt", "iswt", "fatigue"],
+            "estimate": [55.7, 58.3, -0.5],
+            "ci_low": [1.0, 9.5, -4.8],
+            "ci_high": [110.3, 107.2, 3.8],
+        }
+    )
+    assert outcome_decimals(results) == {"iswt": 1, "fatigue": 2}
+    itt, pp = (fmt_estimate(*results.iloc[i, 1:4], ratio=False, decimals=1) for i in (0, 1))
+    assert itt == "+55.7 (1.0 to 110.3)"
+    assert pp == "+58.3 (9.5 to 107.2)"
 
 
 def test_labeller_replaces_whole_arm_ids_only() -> None:
@@ -66,7 +85,10 @@ def test_outcome_table_groups_by_role_family_contrast() -> None:
     assert row.label == first["label"]
     assert row.cells[0] == "ITT"
     assert row.cells[1] == "18 (2 missing)"
-    assert row.cells[2] == fmt_estimate(first["estimate"], first["ci_low"], first["ci_high"], ratio=False)
+    places = outcome_decimals(analysis.results)[first["outcome"]]
+    assert row.cells[2] == fmt_estimate(
+        first["estimate"], first["ci_low"], first["ci_high"], ratio=False, decimals=places
+    )
     ratios = [r for r in data if r.cells[2].startswith("GMR ")]
     assert len(ratios) == (analysis.results["scale"] == "ratio").sum()
 
