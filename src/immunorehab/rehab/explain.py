@@ -55,6 +55,15 @@ def _symptom_lines(outcome: SessionOutcome, threshold: int) -> list[str]:
     return lines
 
 
+def _cleared_note(note: str, session_no: int, clearances: Sequence[Clearance]) -> str:
+    """The engine's 'flagged, blocked' note as of the session, told with its clearance once there is one."""
+    flagged = f"session {session_no} flagged for clinical review"
+    cleared = next((c for c in clearances if c.session_no == session_no), None)
+    if cleared is None or not note.startswith(flagged):
+        return note
+    return f"{flagged}; cleared on {cleared.cleared_on} by {cleared.cleared_by}: progression resumed"
+
+
 def explain_session(
     decision: SessionDecision,
     outcome: SessionOutcome,
@@ -108,7 +117,7 @@ def explain_session(
                 override=item.override,
             )
         )
-    notes = list(decision.notes)
+    notes = [_cleared_note(note, decision.session_no, clearances) for note in decision.notes]
     if any(line.override for line in lines):
         notes.append("* prescribed by the physio (differs from the engine's prescription)")
     return SessionExplanation(header, tuple(safety), tuple(lines), tuple(notes))
