@@ -27,12 +27,22 @@ cytokines_app = typer.Typer(
 
 PlateMapArg = Annotated[Path, typer.Argument(help="Plate map CSV/XLSX (well, role, concentration, ...).")]
 ReadingsArg = Annotated[
-    Path, typer.Argument(help="Readings: plate-reader grid (CSV/XLSX), tidy long CSV or Luminex xPONENT CSV.")
+    Path,
+    typer.Argument(
+        help="Readings: plate-reader grid (CSV/XLSX), tidy long CSV, Luminex xPONENT CSV or Gen5 text export."
+    ),
 ]
 AssayOpt = Annotated[Path, typer.Option("--assay", help="Assay configuration YAML (analytes, units, rules).")]
-FormatOpt = Annotated[str, typer.Option("--format", help="Readings format: auto, grid, long or xponent.")]
+FormatOpt = Annotated[
+    str, typer.Option("--format", help="Readings format: auto, grid, long, xponent or gen5.")
+]
 AnalyteOpt = Annotated[
-    str | None, typer.Option("--analyte", help="Analyte of a single unnamed grid (plate-reader export).")
+    str | None,
+    typer.Option("--analyte", help="Analyte of a single unnamed grid or of a Gen5 plate."),
+]
+ReadOpt = Annotated[
+    str | None,
+    typer.Option("--read", help="Gen5 export: the read to use (default: the raw one, e.g. 450nm:450)."),
 ]
 PlateIdOpt = Annotated[
     str | None, typer.Option("--plate-id", help="Plate id (default: the export's batch name).")
@@ -46,18 +56,19 @@ def _process(
     fmt: str,
     analyte: str | None,
     plate_id: str | None,
+    read: str | None = None,
 ) -> tuple[AssayConfig, PlateResult, dict[str, str]]:
     from rich.progress import Progress
 
     from immunorehab.cytokines.assay import load_assay
-    from immunorehab.cytokines.io_plate import read_plate_map, read_readings
+    from immunorehab.cytokines.io_plate import READING_FORMATS, read_plate_map, read_readings
     from immunorehab.cytokines.process import process_plate
 
-    if fmt not in ("auto", "grid", "long", "xponent"):
-        raise ConfigError(f"--format must be auto, grid, long or xponent, got {fmt!r}")
+    if fmt not in READING_FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(READING_FORMATS)}, got {fmt!r}")
     assay = load_assay(assay_path)
     pmap = read_plate_map(plate_map)
-    reads = read_readings(readings, format=fmt, analyte=analyte)  # type: ignore[arg-type]
+    reads = read_readings(readings, format=fmt, analyte=analyte, read=read)  # type: ignore[arg-type]
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("Fitting standard curves", total=len(assay.names))
         result = process_plate(
@@ -113,6 +124,7 @@ def fit_command(
     out: Annotated[Path, typer.Option("--out", help="Output folder (created if needed).")],
     fmt: FormatOpt = "auto",
     analyte: AnalyteOpt = None,
+    read: ReadOpt = None,
     plate_id: PlateIdOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
 ) -> None:
@@ -120,7 +132,7 @@ def fit_command(
     from immunorehab.cytokines.plots import plot_standard_curve
     from immunorehab.study.export import write_frame
 
-    cfg, result, _ = _process(plate_map, readings, assay, fmt, analyte, plate_id)
+    cfg, result, _ = _process(plate_map, readings, assay, fmt, analyte, plate_id, read)
     out.mkdir(parents=True, exist_ok=True)
     write_frame(result.concentrations(), out / "concentrations.csv", overwrite=overwrite)
     write_frame(result.curve_table(), out / "curves.csv", overwrite=overwrite)
@@ -144,6 +156,7 @@ def import_command(
     assay: AssayOpt,
     fmt: FormatOpt = "auto",
     analyte: AnalyteOpt = None,
+    read: ReadOpt = None,
     plate_id: PlateIdOpt = None,
     reason: ReasonOpt = None,
     db: DbOpt = None,
@@ -155,7 +168,7 @@ def import_command(
 
     by = require_user(user)
     store = open_store(db)
-    cfg, result, meta = _process(plate_map, readings, assay, fmt, analyte, plate_id)
+    cfg, result, meta = _process(plate_map, readings, assay, fmt, analyte, plate_id, read)
     summary = import_plate(
         store,
         by=by,
@@ -290,7 +303,13 @@ def profile_command(
 
 def simulate_plate_command(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
-    fmt: Annotated[str, typer.Option("--format", help="long, grid, grid-xlsx, xponent or all.")] = "all",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="long, grid, grid-xlsx, xponent or all (8-plex bead panel); gen5 (one-analyte IL-6 ELISA).",
+        ),
+    ] = "all",
     samples: Annotated[int, typer.Option("--samples", min=1, max=37, help="Samples in duplicate.")] = 30,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 1,
     plate_id: Annotated[str, typer.Option("--plate-id", help="Plate id.")] = "SIM-P01",
@@ -298,14 +317,22 @@ def simulate_plate_command(
     """A synthetic 96-well cytokine plate with ground truth (plate map, readings, truth.csv)."""
     import numpy as np
 
-    from immunorehab.simulate.plates import simulate_levels, simulate_plate, write_plate
+    from immunorehab.simulate.plates import (
+        DEFAULT_PANEL,
+        ELISA_IL6,
+        simulate_levels,
+        simulate_plate,
+        write_plate,
+    )
 
     formats = ["long", "grid", "grid-xlsx", "xponent"] if fmt == "all" else [fmt]
-    if any(f not in ("long", "grid", "grid-xlsx", "xponent") for f in formats):
-        raise ConfigError(f"--format must be long, grid, grid-xlsx, xponent or all, got {fmt!r}")
+    if any(f not in ("long", "grid", "grid-xlsx", "xponent", "gen5") for f in formats):
+        raise ConfigError(f"--format must be long, grid, grid-xlsx, xponent, all or gen5, got {fmt!r}")
+    panel = (ELISA_IL6,) if fmt == "gen5" else DEFAULT_PANEL
     rng = np.random.default_rng(seed)
-    specs = simulate_levels([(f"SIM-{i + 1:04d}", "baseline") for i in range(samples)], rng=rng)
-    plate = simulate_plate(specs, rng=rng, plate_id=plate_id)
+    people = [(f"SIM-{i + 1:04d}", "baseline") for i in range(samples)]
+    specs = simulate_levels(people, panel, rng=rng)
+    plate = simulate_plate(specs, rng=rng, plate_id=plate_id, panel=panel)
     out.mkdir(parents=True, exist_ok=True)
     for f in formats:
         map_path, path = write_plate(plate, out, f)  # type: ignore[arg-type]

@@ -10,6 +10,11 @@ Supported reading formats (``format="auto"`` detects them):
     with one unnamed grid takes ``analyte=``. CSV or XLSX.
 ``long``
     A tidy table ``well, analyte, signal[, bead_count]`` (CSV or XLSX).
+``gen5``
+    The BioTek/Agilent Gen5 text export (``Software Version`` header, ``Layout`` and ``Results``
+    sections, each row's reads labelled in the column after the last well); the signal is the
+    first (raw) read or the one named by ``read=``; the analyte comes from ``analyte=``. See
+    :mod:`immunorehab.cytokines.io_gen5`.
 ``xponent``
     The Luminex xPONENT CSV export: header lines (``Program,xPONENT``, ``Batch``, ``SN``...),
     then ``Results`` and blocks introduced by ``DataType:,<name>`` with a
@@ -29,12 +34,14 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from immunorehab.cytokines.io_gen5 import looks_like_gen5, parse_gen5
 from immunorehab.cytokines.plate import PlateMap, Readings, normalise_well
 from immunorehab.errors import PlateError, Problem
 
-__all__ = ["ReadingFormat", "file_sha256", "read_plate_map", "read_readings", "read_table"]
+__all__ = ["READING_FORMATS", "ReadingFormat", "file_sha256", "read_plate_map", "read_readings", "read_table"]
 
-ReadingFormat = Literal["auto", "grid", "long", "xponent"]
+ReadingFormat = Literal["auto", "grid", "long", "xponent", "gen5"]
+READING_FORMATS: tuple[str, ...] = ("auto", "grid", "long", "xponent", "gen5")
 SATURATED = {"overflow", "ovrflw", "over", "sat", "saturated", ">max"}
 _LOCATION = re.compile(r"^\s*\d+\s*\(\s*\d+\s*,\s*([A-Pa-p]\d{1,2})\s*\)\s*$")
 
@@ -85,6 +92,8 @@ def _detect(rows: list[list[str]]) -> ReadingFormat:
     first = [r[0].lower() if r else "" for r in rows]
     if any(f.startswith("datatype") for f in first) and any(f == "location" for f in first):
         return "xponent"
+    if looks_like_gen5(rows):
+        return "gen5"
     header = {c.lower() for c in rows[0]} if rows else set()
     if {"well", "analyte"} <= header:
         return "long"
@@ -92,9 +101,16 @@ def _detect(rows: list[list[str]]) -> ReadingFormat:
 
 
 def read_readings(
-    path: str | Path, *, format: ReadingFormat = "auto", analyte: str | None = None
+    path: str | Path,
+    *,
+    format: ReadingFormat = "auto",
+    analyte: str | None = None,
+    read: str | None = None,
 ) -> Readings:
     """Read a plate-reader export into :class:`~immunorehab.cytokines.plate.Readings`.
+
+    ``analyte`` names a single unnamed grid or a Gen5 plate; ``read`` picks a Gen5 read other
+    than the raw measurement (e.g. ``"570nm:570"`` of a dual-wavelength ELISA).
 
     Raises
     ------
@@ -104,8 +120,18 @@ def read_readings(
     p = Path(path)
     rows = _rows(p)
     fmt = _detect(rows) if format == "auto" else format
-    parser = {"grid": _parse_grid, "long": _parse_long, "xponent": _parse_xponent}[fmt]
-    records, meta, problems = parser(rows, str(p), analyte)
+    if fmt not in READING_FORMATS[1:]:
+        raise PlateError(f"{p}: unknown readings format {fmt!r}", [Problem(str(p), "format")])
+    if fmt == "gen5":
+        records, meta, problems = parse_gen5(rows, str(p), analyte, read, value=_value, record=_record)
+    elif read is not None:
+        raise PlateError(
+            f"{p}: read= picks a read of a Gen5 export; this file is in {fmt} format",
+            [Problem(str(p), f"read {read!r} given for a {fmt} file")],
+        )
+    else:
+        parser = {"grid": _parse_grid, "long": _parse_long, "xponent": _parse_xponent}[fmt]
+        records, meta, problems = parser(rows, str(p), analyte)
     if not problems and not records:
         problems.append(Problem(str(p), f"no readings found (read as {fmt} format)"))
     if problems:

@@ -5,8 +5,9 @@ top standard), two blanks, two control materials in duplicate and samples in dup
 follow a 5PL curve per analyte with multiplicative noise, a plate-to-plate gain, Poisson bead
 counts (occasionally under the minimum) and occasional out-of-range samples (far above the top
 standard, which saturate, or below the bottom one). Plates are written in every supported
-reading format: tidy long CSV, plate-reader grids (Tecan-style CSV and XLSX) and the Luminex
-xPONENT CSV export, each with its plate-map CSV.
+reading format: tidy long CSV, plate-reader grids (Tecan-style CSV and XLSX), the Luminex
+xPONENT CSV export and, for a one-analyte plate such as :data:`ELISA_IL6`, the BioTek/Agilent
+Gen5 text export; each with its plate-map CSV.
 
 The healthy medians below are *simulation settings*, not reference values; the reference table
 with sources is :mod:`immunorehab.cytokines.profile`.
@@ -15,16 +16,17 @@ with sources is :mod:`immunorehab.cytokines.profile`.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 __all__ = [
     "DEFAULT_PANEL",
+    "ELISA_IL6",
     "AnalyteSim",
     "PlateFormat",
     "SampleSpec",
@@ -35,7 +37,7 @@ __all__ = [
     "write_plate",
 ]
 
-PlateFormat = Literal["long", "grid", "grid-xlsx", "xponent"]
+PlateFormat = Literal["long", "grid", "grid-xlsx", "xponent", "gen5"]
 LEVELS = 8
 DILUTION_STEP = 4.0
 CONTROLS = {"CTRL-L": 0.02, "CTRL-H": 0.2}  # fraction of the top standard
@@ -54,6 +56,7 @@ class AnalyteSim:
     healthy_median: float
     healthy_log_sd: float = 0.6
     bead_region: int = 0
+    decimals: int = 1  # signal as the reader prints it: MFI to 0.1, optical density to 0.001
 
     @property
     def c(self) -> float:
@@ -77,6 +80,10 @@ DEFAULT_PANEL: tuple[AnalyteSim, ...] = (
     AnalyteSim("IFN-g", 10000, 25, 21000, 1.1, 0.9, 5.0, bead_region=43),
     AnalyteSim("IL-10", 10000, 20, 20000, 1.0, 1.0, 2.0, bead_region=27),
 )
+
+
+#: A high-sensitivity IL-6 ELISA read at 450 nm (optical density; standards from 50 pg/mL down 4-fold).
+ELISA_IL6 = AnalyteSim("IL-6", 50.0, 0.05, 3.3, 1.1, 1.0, 1.5, decimals=3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +181,7 @@ def simulate_plate(
                 {
                     "well": well,
                     "analyte": a.name,
-                    "signal": round(signal, 1),
+                    "signal": round(signal, a.decimals),
                     "bead_count": beads,
                     "saturated": saturated,
                 }
@@ -275,6 +282,9 @@ def write_plate(
             frame.to_excel(path, header=False, index=False)
         else:
             frame.to_csv(path, header=False, index=False)
+    elif fmt == "gen5":
+        path = stem.with_suffix(".txt")
+        path.write_text(_gen5_text(plate), encoding="utf-8")
     else:
         path = stem.with_suffix(".csv")
         path.write_text(_xponent_text(plate), encoding="utf-8")
@@ -334,3 +344,69 @@ def _xponent_text(plate: SyntheticPlate) -> str:
             lines.append(",".join([loc, sample_names[well], *vals, str(total)]))
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _gen5_text(plate: SyntheticPlate) -> str:
+    """The plate as Gen5 3.x exports a 450 nm absorbance endpoint read to text (one analyte)."""
+    if len(plate.panel) != 1:
+        raise ValueError(f"a Gen5 export holds one analyte per plate; this plate has {len(plate.panel)}")
+    a = plate.panel[0]
+    pmap = plate.plate_map.set_index("well")
+    cells: dict[str, dict[Hashable, Any]] = {str(r["well"]): r for r in plate.readings.to_dict("records")}
+    spots: dict[str, dict[Hashable, Any]] = {str(r["well"]): r for r in plate.plate_map.to_dict("records")}
+    blanks = [float(cells[w]["signal"]) for w, r in spots.items() if r["role"] == "blank" and w in cells]
+    blank = float(np.mean(blanks)) if blanks else 0.0
+    ids = _gen5_well_ids(pmap)
+
+    def conc_or_dilution(well: str) -> str:
+        r = spots[well]
+        if r["role"] == "standard":
+            return f"{float(r[f'conc:{a.name}']):.5g}"
+        return f"{1.0 / float(r['dilution']):.5g}" if r["role"] == "sample" else ""
+
+    def od(well: str, minus: float = 0.0) -> str:
+        if well not in cells:
+            return ""
+        r = cells[well]
+        return "OVRFLW" if bool(r["saturated"]) else f"{float(r['signal']) - minus:.3f}"
+
+    head = "\t" + "\t".join(str(c) for c in range(1, 13))
+    lines = ["", "", "Software Version\t3.12.08", "", "", ""]
+    lines += [f"Experiment File Path:\t{plate.plate_id}.xpt", "Protocol File Path:\tIL6_ELISA.prt"]
+    lines += ["", "", ""]
+    lines += ["Plate Number\tPlate 1", "Date\t1/1/2026", "Time\t9:00:00 AM", "Reader Type:\tSynergy H1"]
+    lines += ["Reader Serial Number:\tSIM0000", "Reading Type\tReader", "", "Procedure Details", ""]
+    lines += ["Plate Type\t96 WELL PLATE (Use plate lid)", "Read\t450nm", "\tAbsorbance Endpoint"]
+    lines += ["\tFull Plate", "\tWavelengths:  450", "", "Layout", head]
+    rows = [[f"{chr(65 + r)}{c:02d}" for c in range(1, 13)] for r in range(8)]
+    for wells in rows:
+        lines.append("\t".join([wells[0][0], *(ids.get(w, "") for w in wells), "Well ID"]))
+        lines.append("\t".join(["", *(conc_or_dilution(w) if w in ids else "" for w in wells), "Conc/Dil"]))
+    lines += ["", "Results", head]
+    for wells in rows:
+        lines.append("\t".join([wells[0][0], *(od(w) for w in wells), "450nm:450"]))
+        lines.append("\t".join(["", *(od(w, blank) for w in wells), "Blank 450nm:450"]))
+        unknown = ("?????" if w in cells else "" for w in wells)
+        lines.append("\t".join(["", *unknown, "[Concentration]"]))
+    lines += ["", "StdCurve Fitting Results", "", "Curve Name\tCurve Formula\tA\tB\tC\tD\tR2"]
+    lines.append("StdCurve\t4-P Fit: y = (A - D)/(1 + (x/C)^B) + D\t?????\t?????\t?????\t?????\t?????")
+    return "\n".join(lines) + "\n"
+
+
+def _gen5_well_ids(pmap: pd.DataFrame) -> dict[str, str]:
+    """Gen5's well IDs: STD1.., BLK, CTL1.. and SPL1.. (one number per replicate group)."""
+    ids: dict[str, str] = {}
+    numbers: dict[tuple[str, str], int] = {}
+    for well, r in pmap.iterrows():
+        kind, group = str(r["role"]), str(r["replicate_group"])
+        if kind == "standard":
+            ids[str(well)] = f"STD{group.lstrip('S')}"
+        elif kind == "blank":
+            ids[str(well)] = "BLK"
+        else:
+            prefix = "CTL" if kind == "control" else "SPL"
+            key = (prefix, group)
+            if key not in numbers:
+                numbers[key] = 1 + sum(1 for k in numbers if k[0] == prefix)
+            ids[str(well)] = f"{prefix}{numbers[key]}"
+    return ids
