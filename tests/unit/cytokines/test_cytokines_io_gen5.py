@@ -156,3 +156,33 @@ def test_the_writer_refuses_a_multiplex_plate(tmp_path: Path) -> None:
     assert len(plate.panel) == len(DEFAULT_PANEL) > 1
     with pytest.raises(ValueError, match="one analyte per plate"):
         write_plate(plate, tmp_path, "gen5")
+
+
+def two_filter_export(path: Path) -> dict[str, np.ndarray]:
+    """A fluorescence endpoint read with two filter sets, in Gen5's layout: two labelled lines per row."""
+    labels = ("FluorRead:360/40,460/40", "FluorRead:485/20,528/20")
+    values = {
+        label: np.arange(96, dtype=float).reshape(8, 12) * (k + 1) + 1000 for k, label in enumerate(labels)
+    }
+    lines = ["", "", "Software Version\t3.12.08", "", "Plate Number\tPlate 1", "Reader Type:\tSynergy H1"]
+    lines += ["", "Procedure Details", "", "Read\tFluorRead", "\tFluorescence Endpoint", "", "Results"]
+    lines.append("\t" + "\t".join(str(c) for c in range(1, 13)))
+    for r in range(8):
+        for k, label in enumerate(labels):
+            cells = [f"{v:.0f}" for v in values[label][r]]
+            lines.append("\t".join([chr(65 + r) if k == 0 else "", *cells, label]))
+    path.write_text("\n".join(lines) + "\n\n")
+    return values
+
+
+def test_two_filter_sets_first_by_default_second_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "fluor.txt"
+    values = two_filter_export(path)
+    first = read_readings(path, analyte="IL-6")
+    assert first.format == "gen5"
+    assert first.metadata["Gen5 reads"] == "FluorRead:360/40,460/40, FluorRead:485/20,528/20"
+    grid = first.frame.set_index("well")["signal"]
+    assert grid["A01"] == 1000 and grid["H12"] == 1095 and len(grid) == 96
+    second = read_readings(path, analyte="IL-6", read="FluorRead:485/20,528/20").frame.set_index("well")
+    expected = values["FluorRead:485/20,528/20"]
+    assert second.loc["B03", "signal"] == expected[1, 2] == 1000 + 2 * 14
