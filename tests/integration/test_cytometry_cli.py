@@ -161,6 +161,25 @@ def test_batch_into_the_store_and_results(study, fcs: Path, tmp_path: Path, caps
     assert code == 1 and "may not store cytometry results" in err
 
 
+def test_a_row_with_a_missing_file_fails_alone(study, fcs: Path, tmp_path: Path, capsys) -> None:
+    ids = [add_participant(study.store, by="coord", values=person()).participant_id for _ in range(2)]
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(
+        "file,participant_id,visit_id\n"
+        f"{fcs / 'not-scanned-yet.fcs'},{ids[0]},baseline\n"
+        f"{fcs / 'tube2.fcs'},{ids[1]},baseline\n"
+    )
+    args = ["cytometry", "batch", str(manifest), "--out", str(tmp_path / "out"), "--workers", "1"]
+    code, out, err = cli(capsys, *args, "--db", study.url, "--user", "lab1")
+    assert code == 1
+    assert "Batch: 1 gated, 0 skipped (already processed), 1 failed, 1 stored" in out
+    assert (
+        f"Failed row 2 {fcs / 'not-scanned-yet.fcs'}: " in err and "does not exist (or is not a file)" in err
+    )
+    failures = pd.read_csv(tmp_path / "out" / "failures.csv")
+    assert failures["participant_id"].tolist() == [ids[0]]
+
+
 def test_the_shipped_example_manifest_runs(tmp_path: Path, capsys) -> None:
     """examples/cytometry: the README's commands give a batch with both absolute-count methods."""
     import shutil

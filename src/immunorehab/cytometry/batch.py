@@ -10,7 +10,8 @@ folder's ledger), and gates the rest in parallel:
 - a Dask distributed cluster when ``scheduler`` names one (files must be readable by the
   workers at the same paths).
 
-A failing file is reported (``failures.csv``) and the batch goes on. Each finished file is
+A failing file is reported (``failures.csv``) and the batch goes on; so is a manifest row whose
+file does not exist or cannot be read (found while hashing, before anything runs). Each finished file is
 written to the store in its own transaction (all of its rows, or none) and to the ledger
 (``.ledger/<file-hash>-<strategy-hash>.json``, written atomically). At the end the output
 folder gets ``counts.csv``, ``qc_flags.csv``, ``gate_moves.csv`` and ``failures.csv`` for
@@ -188,7 +189,15 @@ def _plan(
         if key not in hashes:
             hashes[key] = opts.sha256(opts.strategy())
         strategy_sha = hashes[key]
-        file_sha = sha256_file(row.file)
+        plan.options[strategy_sha] = opts
+        try:
+            file_sha = sha256_file(row.file)
+        except OSError as exc:  # missing or unreadable: this row fails, the batch goes on
+            why = "does not exist (or is not a file)" if not row.file.is_file() else f"cannot be read: {exc}"
+            plan.done.append(FileOutcome(row, "failed", "", strategy_sha, error=f"{row.file} {why}"))
+            if on_progress is not None:
+                on_progress("Hashing FCS files", i, n)
+            continue
         if file_sha in seen:
             from immunorehab.errors import Problem
 
@@ -210,7 +219,6 @@ def _plan(
                     row, opts, file_sha, strategy_sha, _plot_path(out if plots else None, row, plots or "png")
                 )
             )
-        plan.options[strategy_sha] = opts
         if on_progress is not None:
             on_progress("Hashing FCS files", i, n)
     if problems:

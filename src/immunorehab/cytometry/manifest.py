@@ -133,9 +133,8 @@ def _parse_row(line: int, raw: dict[str, str], base: Path, problems: list[Proble
     for field in REQUIRED:
         if not raw.get(field):
             problems.append(Problem(f"{where}, field {field}", "is required"))
+    # a file that does not exist (yet) is not a manifest error: the batch records it as failed and goes on
     file = _path(raw.get("file", ""), base) if raw.get("file") else None
-    if file is not None and not file.is_file():
-        problems.append(Problem(f"{where}, field file", f"{file} does not exist (or is not a file)"))
     pid = raw.get("participant_id", "").upper()
     if pid and not _PID.match(pid):
         problems.append(

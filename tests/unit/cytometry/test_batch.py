@@ -72,6 +72,24 @@ def test_a_broken_file_is_reported_and_the_batch_goes_on(files: Path, tmp_path: 
     assert "6.0 h after exercise (manifest hours_since_exercise)" in exercise["detail"].iloc[0]
 
 
+def test_a_missing_file_is_recorded_and_the_batch_goes_on(files: Path, tmp_path: Path) -> None:
+    manifest = read_manifest(_manifest(files, tmp_path, ["s0.fcs", "not-there.fcs", "s2.fcs"]))
+    report = run_batch(manifest, out=tmp_path / "out", options=OPTIONS, workers=1)
+    assert [o.status for o in report.outcomes] == ["gated", "failed", "gated"]
+    assert report.failures[0].error == f"{files / 'not-there.fcs'} does not exist (or is not a file)"
+    failures = pd.read_csv(tmp_path / "out" / "failures.csv")
+    assert failures["row"].tolist() == [3] and failures["participant_id"].tolist() == ["LEI-0002"]
+    counts = pd.read_csv(tmp_path / "out" / "counts.csv")
+    assert sorted(counts["participant_id"].unique()) == ["LEI-0001", "LEI-0003"]
+    # once the file is there, a re-run gates it and skips the two done before
+    (files / "not-there.fcs").write_bytes((files / "s1.fcs").read_bytes())
+    try:
+        again = run_batch(manifest, out=tmp_path / "out", options=OPTIONS, workers=1)
+    finally:
+        (files / "not-there.fcs").unlink()
+    assert [o.status for o in again.outcomes] == ["skipped", "gated", "skipped"]
+
+
 def test_resume_skips_files_already_done_with_the_same_strategy(files: Path, tmp_path: Path) -> None:
     manifest = read_manifest(_manifest(files, tmp_path, ["s0.fcs", "s1.fcs"]))
     first = run_batch(manifest, out=tmp_path / "out", options=OPTIONS, workers=1)
