@@ -1,4 +1,4 @@
-"""Figures for analysis results: forest plot of contrasts, Kaplan-Meier curves.
+"""Figures for analysis results: forest plot of contrasts, Kaplan-Meier curves, power curves.
 
 matplotlib with the Agg backend; files are written to a temporary file and moved into place,
 and an existing file is only replaced with ``overwrite=True``. Sizes and fonts are chosen to
@@ -23,7 +23,7 @@ from immunorehab.analysis._validation import require_columns  # noqa: E402
 from immunorehab.analysis.results import KaplanMeierResult  # noqa: E402
 from immunorehab.errors import AnalysisDataError  # noqa: E402
 
-__all__ = ["forest_plot", "km_plot", "save_figure"]
+__all__ = ["forest_plot", "km_plot", "power_curve", "save_figure"]
 
 _FORMATS = {".png", ".svg", ".pdf"}
 
@@ -126,6 +126,41 @@ def km_plot(
     ax.set_ylabel(ylabel, fontsize=11)
     if result.group is not None:
         ax.legend(title=result.group, fontsize=10)
+    if title:
+        ax.set_title(title, fontsize=12)
+    ax.grid(color="0.9")
+    return save_figure(fig, path, overwrite=overwrite)
+
+
+def power_curve(
+    table: pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    title: str = "",
+    targets: tuple[float, ...] = (0.8, 0.9),
+    overwrite: bool = False,
+) -> Path:
+    """Simulated power by sample size per arm, with the Monte-Carlo (Wilson) 95% CI of each point.
+
+    ``table`` is :attr:`SimulatedPowerResult.table` (``n_per_arm, power, power_ci_low,
+    power_ci_high``); dashed lines mark the ``targets`` (80% and 90% by default).
+    """
+    require_columns(table, ("n_per_arm", "power", "power_ci_low", "power_ci_high"), context="power_curve")
+    if table.empty:
+        raise AnalysisDataError("power_curve: the table has no rows.")
+    frame = table.sort_values("n_per_arm")
+    n = frame["n_per_arm"].to_numpy(float)
+    power = frame["power"].to_numpy(float)
+    lo, hi = frame["power_ci_low"].to_numpy(float), frame["power_ci_high"].to_numpy(float)
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    ax.errorbar(n, power, yerr=[power - lo, hi - power], fmt="o-", color="black", capsize=3, markersize=5)
+    for target in targets:
+        ax.axhline(target, color="grey", linestyle="--", linewidth=1)
+        ax.annotate(f"{target:.0%}", (n.max(), target), xytext=(4, 2), textcoords="offset points", fontsize=9)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("Participants per arm", fontsize=11)
+    ax.set_ylabel("Power (simulated, 95% CI)", fontsize=11)
+    ax.tick_params(labelsize=10)
     if title:
         ax.set_title(title, fontsize=12)
     ax.grid(color="0.9")

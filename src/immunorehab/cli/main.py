@@ -23,6 +23,7 @@ from immunorehab.cli import (
     demo_cmd,
     export_cmd,
     participant_cmd,
+    power_cmd,
     randomise_cmd,
     rehab_cmd,
     report_cmd,
@@ -76,6 +77,7 @@ analysis_cmd.register(app)
 simulate_cmd.register(app)
 simulate_study_cmd.register(app)
 report_cmd.register(app)
+power_cmd.register(app)
 
 
 def _debug(argv: Sequence[str]) -> bool:
