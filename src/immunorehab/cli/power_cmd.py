@@ -23,6 +23,8 @@ from immunorehab.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from immunorehab.analysis.results import PowerResult
+
 __all__ = ["power_app", "register"]
 
 power_app = typer.Typer(
@@ -51,7 +53,9 @@ def _one_unknown(n: float | None, delta: float | None, power: float | None) -> N
         raise ConfigError(f"{message}; left out: {left}")
 
 
-def _print_analytic(title: str, row: dict[str, object], solved: str) -> None:
+def _print_analytic(title: str, result: PowerResult) -> None:
+    row = {str(k): v for k, v in result.table.iloc[0].items()}
+    solved = result.solved_for
     console.print(title)
     table = Table(show_header=False)
     table.add_column("quantity")
@@ -78,19 +82,12 @@ def t_test_command(
     one_sided: OneSidedOpt = False,
 ) -> None:
     """Two-sample t test: power, or the n per arm / difference needed (R's power.t.test)."""
-    from immunorehab.analysis.power import power_t_test
+    from immunorehab.analysis.power import Alternative, power_t_test
 
     _one_unknown(n, delta, power)
-    result = power_t_test(
-        n=n,
-        delta=delta,
-        sd=sd,
-        power=power,
-        sig_level=sig_level,
-        alternative="one.sided" if one_sided else "two.sided",
-    )
-    row = {str(k): v for k, v in result.table.iloc[0].items()}
-    _print_analytic("Two-sample t test power calculation", row, result.solved_for)
+    sided: Alternative = "one.sided" if one_sided else "two.sided"
+    result = power_t_test(n=n, delta=delta, sd=sd, power=power, sig_level=sig_level, alternative=sided)
+    _print_analytic("Two-sample t test power calculation", result)
 
 
 @power_app.command("ancova")
@@ -106,20 +103,14 @@ def ancova_command(
     one_sided: OneSidedOpt = False,
 ) -> None:
     """Two-arm ANCOVA adjusted for baseline: residual SD sd*sqrt(1-rho^2), one df more spent."""
-    from immunorehab.analysis.power import power_ancova
+    from immunorehab.analysis.power import Alternative, power_ancova
 
     _one_unknown(n, delta, power)
+    sided: Alternative = "one.sided" if one_sided else "two.sided"
     result = power_ancova(
-        n=n,
-        delta=delta,
-        sd=sd,
-        rho=rho,
-        power=power,
-        sig_level=sig_level,
-        alternative="one.sided" if one_sided else "two.sided",
+        n=n, delta=delta, sd=sd, rho=rho, power=power, sig_level=sig_level, alternative=sided
     )
-    row = {str(k): v for k, v in result.table.iloc[0].items()}
-    _print_analytic("ANCOVA (baseline-adjusted) power calculation", row, result.solved_for)
+    _print_analytic("ANCOVA (baseline-adjusted) power calculation", result)
 
 
 @power_app.command("simulate")
